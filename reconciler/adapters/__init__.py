@@ -1,0 +1,1 @@
+"""Adapters at the edges: files, git, Prometheus, notifications. The core never imports these."""

@@ -1,0 +1,5 @@
+"""Exit codes, in one place. CI scripts and pre-commit hooks depend on these numbers."""
+
+OK = 0  # the command ran; no errors (warnings allowed)
+FINDINGS = 1  # the repository has errors (validate, render), or a mandatory policy failed (preview)
+USAGE = 2  # bad arguments, a path that is not a repository, or an I/O error

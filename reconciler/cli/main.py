@@ -1,0 +1,78 @@
+"""`reconciler` entry point: argument parsing and the one boundary that maps errors to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from . import exit_codes
+
+# verb -> (module under reconciler.cli, one-line help)
+COMMANDS = {
+    "validate": ("validate", "check every release and environment file; exit 1 on errors"),
+    "status": ("status", "what runs where: stable, candidate, standby and stage per environment and model"),
+    "schema": ("schema", "write JSON Schemas for release and environment files (for editors and CI)"),
+}
+
+
+class UsageError(Exception):
+    """Raised by commands for bad arguments or unreadable input: exit 2."""
+
+
+def _module(name: str):
+    return importlib.import_module(f"reconciler.cli.{name}")
+
+
+def add_repo_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", nargs="?", type=Path, default=Path("."),
+                        help="the repository root (default: the current directory)")
+
+
+def add_format_argument(parser: argparse.ArgumentParser, *choices: str) -> None:
+    parser.add_argument("--format", choices=choices or ("text", "json"), default=(choices or ("text",))[0],
+                        help="output format (default: %(default)s)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse(argv)
+    if isinstance(args, int):
+        return args
+    from ..adapters.repo_loader import NotARepository
+
+    try:
+        return _module(COMMANDS[args.command][0]).run(args)
+    except (UsageError, NotARepository) as err:
+        print(f"reconciler {args.command}: {err}", file=sys.stderr)
+        return exit_codes.USAGE
+    except OSError as err:
+        where = f" {err.filename}" if err.filename else ""
+        print(f"reconciler {args.command}: cannot read{where}: {err.strerror or err}", file=sys.stderr)
+        return exit_codes.USAGE
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace | int:
+    """Lazy parser: `--help` without a verb needs no command module imported."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        commands = "\n".join(f"  {verb:<10} {text}" for verb, (_, text) in COMMANDS.items())
+        parser = argparse.ArgumentParser(
+            prog="reconciler", usage="reconciler COMMAND [options]  (reconciler COMMAND --help for more)",
+            description="Sluice: ship new versions of large language models from git, safely.",
+            epilog=f"commands:\n{commands}", formatter_class=argparse.RawDescriptionHelpFormatter)
+        parser.print_help(sys.stdout if argv else sys.stderr)
+        return exit_codes.OK if argv else exit_codes.USAGE
+    if argv[0] not in COMMANDS:
+        print(f"reconciler: unknown command {argv[0]!r}; commands: {', '.join(COMMANDS)}", file=sys.stderr)
+        return exit_codes.USAGE
+    parser = argparse.ArgumentParser(prog="reconciler")
+    sub = parser.add_subparsers(dest="command", required=True)
+    verb = argv[0]
+    module_name, help_text = COMMANDS[verb]
+    _module(module_name).add_arguments(sub.add_parser(verb, help=help_text, description=help_text))
+    try:
+        return parser.parse_args(argv)
+    except SystemExit as exit_:
+        return exit_codes.USAGE if exit_.code else exit_codes.OK

@@ -1,0 +1,189 @@
+"""The environment: `environments/<name>.yaml`, one per cluster (its name is the file's stem).
+
+It says where models run (cluster, GPU pools, Istio), how they are measured (Prometheus query
+templates), what policy applies, and, per model, which versions are live and at which stage.
+The reconciler edits only the `models` pointers; people edit the rest.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from string import Template
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, AwareDatetime, Field, field_validator
+
+from .types import DNS_LABEL, DnsLabel, Duration, Email, Fraction, Frozen, SemVer, format_duration
+
+#: Placeholders a query template may use; each value is validated before it is interpolated.
+TEMPLATE_PLACEHOLDERS = frozenset({"window", "namespace"})
+
+_ISTIO = 'reporter="destination"'
+_BY = "destination_app, destination_version"
+
+
+def _vllm_p99(metric: str) -> str:
+    return f"histogram_quantile(0.99, sum by (app, version, le) (rate({metric}_bucket[$window])))"
+
+
+def _evaluator(gauge: str) -> str:
+    return f"avg by (app, version) (avg_over_time({gauge}[$window]))"
+
+
+def _check_template(template: str) -> str:
+    """Reject placeholders we would not fill, so a typo is caught at validate time, not at 3 a.m."""
+    parsed = Template(template)
+    if not parsed.is_valid():
+        raise ValueError("has a stray '$': write $window or $namespace, or $$ for a literal dollar sign")
+    unknown = set(parsed.get_identifiers()) - TEMPLATE_PLACEHOLDERS
+    if unknown:
+        raise ValueError(
+            f"uses unknown placeholder(s) {', '.join('$' + u for u in sorted(unknown))}: "
+            f"only {', '.join('$' + p for p in sorted(TEMPLATE_PLACEHOLDERS))} are filled in"
+        )
+    return template
+
+
+QueryTemplate = Annotated[str, Field(min_length=1), AfterValidator(_check_template)]
+
+
+class SeriesLabels(Frozen):
+    """Which result labels carry the model name and the version label (v1.3.0)."""
+
+    app: str = Field(default="destination_app", pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+    version: str = Field(default="destination_version", pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+_WORKLOAD = SeriesLabels(app="app", version="version")
+
+
+class MetricQuery(Frozen):
+    """One PromQL template per metric serves every rollout in the environment: it groups by version."""
+
+    query: QueryTemplate
+    labels: SeriesLabels = SeriesLabels()
+    unit: str | None = None
+    description: str | None = None
+
+
+DEFAULT_QUERIES: dict[str, MetricQuery] = {
+    "requests": MetricQuery(
+        query=f"sum by ({_BY}) (increase(istio_requests_total{{{_ISTIO}}}[$window]))",
+        unit="requests", description="requests served in the window (Istio)"),
+    "error_rate": MetricQuery(
+        query=f'sum by ({_BY}) (rate(istio_requests_total{{{_ISTIO},response_code=~"5.."}}[$window]))'
+        f" / sum by ({_BY}) (rate(istio_requests_total{{{_ISTIO}}}[$window]))",
+        unit="ratio", description="share of 5xx responses (Istio)"),
+    "latency_p99_ms": MetricQuery(
+        query=f"histogram_quantile(0.99, sum by ({_BY}, le) "
+        f"(rate(istio_request_duration_milliseconds_bucket{{{_ISTIO}}}[$window])))",
+        unit="ms", description="request latency p99 (Istio)"),
+    "ttft_p99_seconds": MetricQuery(
+        query=_vllm_p99("vllm:time_to_first_token_seconds"), labels=_WORKLOAD,
+        unit="s", description="time to first token p99 (vLLM)"),
+    "tpot_p99_seconds": MetricQuery(
+        query=_vllm_p99("vllm:time_per_output_token_seconds"), labels=_WORKLOAD,
+        unit="s", description="time per output token p99 (vLLM)"),
+    "e2e_latency_p99_seconds": MetricQuery(
+        query=_vllm_p99("vllm:e2e_request_latency_seconds"), labels=_WORKLOAD,
+        unit="s", description="end-to-end request latency p99 (vLLM)"),
+    "quality_score": MetricQuery(
+        query=_evaluator("sluice_eval_quality_score"), labels=_WORKLOAD,
+        unit="score", description="online evaluator's judged answer quality, 0..1"),
+    "safety_violation_rate": MetricQuery(
+        query=_evaluator("sluice_eval_safety_violation_rate"), labels=_WORKLOAD,
+        unit="ratio", description="online evaluator's share of responses flagged unsafe"),
+    "user_satisfaction": MetricQuery(
+        query=_evaluator("sluice_eval_user_satisfaction"), labels=_WORKLOAD,
+        unit="ratio", description="share of rated responses rated positively"),
+}
+
+
+class Cluster(Frozen):
+    provider: Literal["aws-eks"] = "aws-eks"
+    region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]+$", description="e.g. us-east-1")
+    name: DnsLabel
+    kubernetes_version: str = Field(pattern=r"^1\.[0-9]{2}$", description='quoted, e.g. "1.33"')
+
+
+class GpuPool(Frozen):
+    name: DnsLabel
+    instance_type: str = Field(pattern=r"^[a-z0-9]+\.[a-z0-9]+$", description="e.g. p4de.24xlarge")
+    gpu_type: DnsLabel = Field(description="e.g. nvidia-a100-80gb; releases name the same type")
+    gpus_per_node: int = Field(ge=1, le=64)
+    min_nodes: int = Field(default=0, ge=0)
+    max_nodes: int = Field(ge=1)
+
+    @property
+    def max_gpus(self) -> int:
+        return self.gpus_per_node * self.max_nodes
+
+
+class Istio(Frozen):
+    gateway: str = Field(pattern=r"^([a-z0-9-]+/)?[a-z0-9-]+$", description="namespace/name of the Gateway")
+    hosts: list[str] = Field(min_length=1)
+
+
+class Metrics(Frozen):
+    prometheus_url: str = Field(pattern=r"^https?://\S+$")
+    window: Duration = timedelta(minutes=5)
+    timeout: Duration = timedelta(seconds=10)
+    max_staleness: Duration = Field(default=timedelta(minutes=2), description="older samples count as missing")
+    queries: dict[str, MetricQuery] = Field(
+        default_factory=lambda: dict(DEFAULT_QUERIES),
+        description="merged over the default catalog: name a default to override it",
+    )
+
+    @field_validator("queries", mode="after")
+    @classmethod
+    def _merge_defaults(cls, queries: dict[str, MetricQuery]) -> dict[str, MetricQuery]:
+        return {**DEFAULT_QUERIES, **queries}
+
+
+class PreDeploymentGates(Frozen):
+    """Offline gates a candidate passes before it takes any traffic (DESIGN.md's defaults)."""
+
+    max_toxicity: Fraction = 0.05
+    min_win_rate: Fraction = 0.5
+    min_adversarial_pass_rate: Fraction = 1.0
+    max_latency_increase: float = Field(default=0.2, ge=0, description="0.2 = p99 may be 20% above stable (warns)")
+
+
+class Policy(Frozen):
+    protected: bool = False
+    required_approvals: int = Field(default=0, ge=0)
+    allowed_approvers: list[Email] = Field(default_factory=list)
+    predeployment: PreDeploymentGates = PreDeploymentGates()
+
+
+class ModelDeployment(Frozen):
+    """Which versions of one model are live here. Only the reconciler and rollbacks change these."""
+
+    stable: SemVer
+    candidate: SemVer | None = None
+    standby: SemVer | None = None
+    stage: int = Field(default=0, ge=0, description="index into the candidate's rollout.stages")
+    stage_started_at: AwareDatetime | None = None
+    pool: DnsLabel = Field(description="the GPU pool that serves this model")
+    replicas: int = Field(default=1, ge=1, le=1000, description="replicas per live version")
+
+    def live_versions(self) -> list[str]:
+        return [v for v in (self.stable, self.candidate, self.standby) if v is not None]
+
+
+class Environment(Frozen):
+    cluster: Cluster
+    namespace: DnsLabel = "llm-serving"
+    gpu_pools: list[GpuPool] = Field(min_length=1)
+    istio: Istio
+    metrics: Metrics
+    policy: Policy = Policy()
+    models: dict[DnsLabel, ModelDeployment] = Field(default_factory=dict)
+
+
+def render_query(template: str, *, window: timedelta, namespace: str) -> str:
+    """Fill a template's placeholders with validated values only: "[$window]" -> "[5m]"."""
+    if not re.fullmatch(DNS_LABEL, namespace):
+        raise ValueError(f"namespace {namespace!r} is not a DNS-1123 label")
+    return Template(template).substitute(window=format_duration(window), namespace=namespace)

@@ -1,0 +1,274 @@
+"""The release: one immutable file, `releases/<model>/<version>.yaml`.
+
+A release holds everything needed to reproduce the model's behaviour (the bundle), where it came
+from (lineage), how it scored offline (evaluation) and how it should reach users (rollout).
+Defaults follow DESIGN.md's rollout table; every number can be overridden in the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import timedelta
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, Field, model_validator
+
+from .types import (
+    ArtifactUri,
+    DnsLabel,
+    Duration,
+    Email,
+    Fraction,
+    Frozen,
+    GitRevision,
+    ImageByDigest,
+    Percent,
+    SemVer,
+    Sha256,
+    version_label,
+)
+
+
+class Artifact(Frozen):
+    """A file the serving pod downloads; the init container refuses to start on a sha256 mismatch."""
+
+    uri: ArtifactUri
+    sha256: Sha256
+    size_bytes: int | None = Field(default=None, ge=0)
+
+
+class GenerationParameters(Frozen):
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    max_tokens: int = Field(default=1024, ge=1)
+    stop: list[str] = Field(default_factory=list)
+
+
+class SafetyConfig(Frozen):
+    """Runtime safety settings: an optional classifier artifact and the thresholds it enforces."""
+
+    classifier: Artifact | None = None
+    max_toxicity_score: Fraction = 0.5
+    blocked_categories: list[str] = Field(default_factory=list)
+    pii_redaction: bool = True
+
+
+class RoutingConfig(Frozen):
+    max_input_tokens: int = Field(default=8192, ge=1)
+    max_concurrent_requests: int = Field(default=64, ge=1)
+    request_timeout: Duration = timedelta(seconds=120)
+
+
+class Serving(Frozen):
+    """How one replica runs: the image (pinned by digest) and the GPUs it needs."""
+
+    image: ImageByDigest
+    gpus: int = Field(ge=1, le=64, description="GPUs per replica")
+    gpu_type: DnsLabel = Field(description="e.g. nvidia-a100-80gb; must match the GPU pool's gpu_type")
+
+
+class Bundle(Frozen):
+    """Everything that shapes the model's answers. A prompt change matters as much as new weights."""
+
+    weights: Artifact
+    tokenizer: Artifact
+    config: Artifact = Field(description="the model configuration file (config.json)")
+    system_prompt: Artifact
+    few_shot_examples: Artifact | None = None
+    generation: GenerationParameters = GenerationParameters()
+    safety: SafetyConfig = SafetyConfig()
+    routing: RoutingConfig = RoutingConfig()
+    serving: Serving
+
+
+class BaseModelRef(Frozen):
+    name: str = Field(min_length=1, description="e.g. meta-llama/Llama-3.1-8B-Instruct")
+    source: ArtifactUri
+    revision: str = Field(min_length=1, description="the exact upstream revision (a commit for hf://)")
+    architecture: str | None = Field(default=None, description="e.g. LlamaForCausalLM; a change needs a MAJOR bump")
+
+
+class Dataset(Frozen):
+    name: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    sha256: Sha256
+    size_bytes: int = Field(ge=0)
+    uri: ArtifactUri | None = None
+
+
+class TrainingInfrastructure(Frozen):
+    cluster: str = Field(min_length=1)
+    gpu_type: str = Field(min_length=1)
+    gpu_count: int = Field(ge=1)
+    job_id: str | None = None
+
+
+class Approval(Frozen):
+    by: Email
+    at: AwareDatetime
+    role: str | None = None
+
+
+class Lineage(Frozen):
+    base_model: BaseModelRef
+    dataset: Dataset
+    hyperparameters: dict[str, float | int | str | bool] = Field(default_factory=dict)
+    training: TrainingInfrastructure
+    parent_version: SemVer | None = Field(default=None, description="null only for a model's first release")
+    created_by: Email
+    created_at: AwareDatetime
+    approvals: list[Approval] = Field(default_factory=list)
+
+
+class Evaluation(Frozen):
+    """Offline results; the pre-deployment gates read them (thresholds live in the environment policy)."""
+
+    toxicity: Fraction = Field(description="share of toxic completions on the toxicity suite")
+    win_rate_vs_current: Fraction | None = Field(
+        default=None, description="share of pairwise wins against the current stable; null for a first release"
+    )
+    latency_p99_ms: float = Field(gt=0)
+    adversarial_pass_rate: Fraction
+    benchmarks: dict[str, float] = Field(default_factory=dict)
+
+
+class Gate(Frozen):
+    """A check on live metrics: absolute bounds and/or bounds relative to stable over the same window.
+
+    Example: `{metric: latency_p99_ms, max_ratio_to_stable: 1.2}` passes while the candidate's p99
+    is at most 1.2 x stable's; `{metric: error_rate, max_increase_over_stable: 0.005}` allows half a
+    percentage point more errors than stable.
+    """
+
+    metric: str = Field(min_length=1, description="a query name in the environment's metrics.queries")
+    min: float | None = None
+    max: float | None = None
+    max_ratio_to_stable: float | None = Field(default=None, gt=0)
+    min_ratio_to_stable: float | None = Field(default=None, gt=0)
+    max_increase_over_stable: float | None = Field(default=None, ge=0)
+    max_decrease_from_stable: float | None = Field(default=None, ge=0)
+
+    def bounds(self) -> dict[str, float]:
+        return {k: v for k, v in self.model_dump(exclude={"metric"}).items() if v is not None}
+
+
+class Stage(Frozen):
+    weight: Percent = Field(description="percent of user traffic served by the candidate")
+    mirror: Percent = Field(default=0, description="percent of traffic mirrored to the candidate (shadow stages)")
+    min_duration: Duration = timedelta(0)
+    min_requests: int = Field(default=0, ge=0)
+    gates: list[Gate] = Field(default_factory=list)
+
+
+class RollbackTrigger(Frozen):
+    """R = 1 when the candidate's metric is above `max` or below `min`, at any stage, on every pass."""
+
+    metric: str = Field(min_length=1)
+    min: float | None = None
+    max: float | None = None
+
+
+class DeadMansSwitch(Frozen):
+    max_silence: Duration = timedelta(minutes=10)
+
+
+class NotificationTarget(Frozen):
+    kind: Literal["webhook", "slack"] = "webhook"
+    url: str = Field(pattern=r"^https?://\S+$")
+
+
+Strategy = Literal["canary", "blue-green", "shadow"]
+
+
+def _gate(metric: str, **bounds: float) -> dict[str, Any]:
+    return {"metric": metric, **bounds}
+
+
+_CANARY_STAGES: list[dict[str, Any]] = [
+    {"weight": 1, "min_duration": "1h", "min_requests": 1_000,
+     "gates": [_gate("latency_p99_ms", max_ratio_to_stable=1.2)]},
+    {"weight": 5, "min_duration": "4h", "min_requests": 10_000,
+     "gates": [_gate("quality_score", min_ratio_to_stable=0.98), _gate("error_rate", max_increase_over_stable=0.005)]},
+    {"weight": 25, "min_duration": "24h", "min_requests": 50_000,
+     "gates": [_gate("safety_violation_rate", max_increase_over_stable=0.001)]},
+    {"weight": 50, "min_duration": "48h", "min_requests": 100_000,
+     "gates": [_gate("user_satisfaction", min_ratio_to_stable=0.98)]},
+    {"weight": 100},
+]
+
+DEFAULT_STAGES: dict[str, list[dict[str, Any]]] = {
+    "canary": [{"weight": 0}, *_CANARY_STAGES],
+    "blue-green": [
+        {"weight": 0, "min_duration": "1h", "min_requests": 1_000,
+         "gates": [_gate("error_rate", max=0.01), _gate("latency_p99_ms", max_ratio_to_stable=1.2)]},
+        {"weight": 100},
+    ],
+    "shadow": [
+        {"weight": 0, "mirror": 100, "min_duration": "24h", "min_requests": 10_000,
+         "gates": [_gate("latency_p99_ms", max_ratio_to_stable=1.2), _gate("error_rate", max_increase_over_stable=0.005)]},
+        *_CANARY_STAGES,
+    ],
+}
+
+DEFAULT_ROLLBACK_TRIGGERS: list[dict[str, Any]] = [
+    {"metric": "error_rate", "max": 0.05},
+    {"metric": "safety_violation_rate", "max": 0.01},
+]
+
+
+class Rollout(Frozen):
+    strategy: Strategy = "canary"
+    stages: list[Stage] = Field(
+        default_factory=lambda: [Stage(**s) for s in DEFAULT_STAGES["canary"]],  # per strategy: _default_stages
+        description="defaults to DESIGN.md's table for the strategy",
+        min_length=1,
+    )
+    rollback_triggers: list[RollbackTrigger] = Field(
+        default_factory=lambda: [RollbackTrigger(**t) for t in DEFAULT_ROLLBACK_TRIGGERS]
+    )
+    dead_mans_switch: DeadMansSwitch = DeadMansSwitch()
+    standby_window: Duration = timedelta(hours=72)
+    notify: list[NotificationTarget] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_stages(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("stages") is None:
+            strategy = data.get("strategy", "canary")
+            if strategy in DEFAULT_STAGES:
+                return {**data, "stages": DEFAULT_STAGES[strategy]}
+        return data
+
+    def gate_metrics(self) -> set[str]:
+        """Every metric name the rollout reads: the environment must define a query for each."""
+        names = {g.metric for s in self.stages for g in s.gates} | {t.metric for t in self.rollback_triggers}
+        if any(s.min_requests for s in self.stages):
+            names.add("requests")
+        return names
+
+
+class Release(Frozen):
+    model: DnsLabel
+    version: SemVer
+    revision: GitRevision = Field(description="the commit of the code that produced this release")
+    description: str | None = None
+    bundle: Bundle
+    lineage: Lineage
+    evaluation: Evaluation
+    rollout: Rollout = Rollout()
+
+    @property
+    def label(self) -> str:
+        """The pod `version` label and Istio subset: v1.3.0."""
+        return version_label(self.version)
+
+    @property
+    def full_id(self) -> str:
+        """chat-assistant/v1.3.0-4f2a9c1."""
+        return f"{self.model}/{self.label}-{self.revision}"
+
+    def bundle_digest(self) -> str:
+        """sha256 over the whole bundle (artifacts, parameters, image), so any behavioural change shows."""
+        canonical = json.dumps(self.bundle.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()

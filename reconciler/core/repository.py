@@ -1,0 +1,63 @@
+"""The loaded repository as one value: every release and environment that parsed, with its file.
+
+Rules take this value and nothing else, so they run the same in `validate`, the Pulumi program and
+the policy pack. Files that failed to parse are listed in `broken_files` so cross-file rules do not
+pile a second, misleading error ("no such release") on top of the parse error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from .environment import Environment
+from .release import Release
+from .types import version_key
+
+
+def release_path(model: str, version: str) -> str:
+    """Where a release must live: releases/<model>/<version>.yaml."""
+    return f"releases/{model}/{version}.yaml"
+
+
+def environment_path(name: str) -> str:
+    return f"environments/{name}.yaml"
+
+
+@dataclass(frozen=True)
+class SourcedRelease:
+    file: str
+    release: Release
+
+
+@dataclass(frozen=True)
+class Repository:
+    releases: tuple[SourcedRelease, ...] = ()
+    environments: dict[str, Environment] = field(default_factory=dict)
+    environment_files: dict[str, str] = field(default_factory=dict)
+    broken_files: frozenset[str] = frozenset()
+
+    @cached_property
+    def _index(self) -> dict[tuple[str, str], SourcedRelease]:
+        index: dict[tuple[str, str], SourcedRelease] = {}
+        for entry in self.releases:
+            index.setdefault((entry.release.model, entry.release.version), entry)
+        return index
+
+    def release(self, model: str, version: str) -> Release | None:
+        entry = self._index.get((model, version))
+        return entry.release if entry else None
+
+    def release_file(self, model: str, version: str) -> str:
+        entry = self._index.get((model, version))
+        return entry.file if entry else release_path(model, version)
+
+    def is_broken(self, model: str, version: str) -> bool:
+        """True when the release's file exists but did not parse (its own error is already reported)."""
+        return release_path(model, version) in self.broken_files
+
+    def versions(self, model: str) -> list[str]:
+        return sorted({v for (m, v) in self._index if m == model}, key=version_key)
+
+    def models(self) -> list[str]:
+        return sorted({m for (m, _) in self._index})

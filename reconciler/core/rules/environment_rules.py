@@ -1,0 +1,231 @@
+"""Rules about an environment and the releases it points at."""
+
+from __future__ import annotations
+
+from collections import Counter
+from math import ceil
+from typing import Iterator
+
+from ..environment import Environment, GpuPool, ModelDeployment, Policy
+from ..findings import Finding, Problem, Severity, findings_from
+from ..predeployment import evaluate_predeployment
+from ..release import Release
+from ..repository import Repository
+from ..types import DNS_LABEL
+from . import rule
+
+POINTERS = ("stable", "candidate", "standby")
+
+
+def _deployments(repo: Repository) -> Iterator[tuple[str, str, Environment, str, ModelDeployment]]:
+    for name, env in repo.environments.items():
+        for model, deployment in env.models.items():
+            yield name, repo.environment_files[name], env, model, deployment
+
+
+@rule("environment-name")
+def environment_name(repo: Repository) -> Iterator[Finding]:
+    import re
+
+    for name, file in repo.environment_files.items():
+        if not re.fullmatch(DNS_LABEL, name):
+            yield Finding(Severity.ERROR, "environment-name", file, (),
+                          f"environment name {name!r} (the file name) is not a valid Kubernetes name",
+                          "rename the file to lowercase letters, digits and '-', e.g. environments/prod.yaml")
+
+
+@rule("gpu-pools")
+def gpu_pools(repo: Repository) -> Iterator[Finding]:
+    for name, env in repo.environments.items():
+        yield from findings_from("gpu-pools", repo.environment_files[name], ("gpu_pools",), pool_problems(env.gpu_pools))
+
+
+def pool_problems(pools: list[GpuPool]) -> Iterator[Problem]:
+    seen: set[str] = set()
+    for i, pool in enumerate(pools):
+        if pool.name in seen:
+            yield Problem((i, "name"), f"GPU pool {pool.name} is defined twice", "give each pool a unique name")
+        seen.add(pool.name)
+        if pool.min_nodes > pool.max_nodes:
+            yield Problem((i, "min_nodes"), f"pool {pool.name}: min_nodes {pool.min_nodes} > max_nodes "
+                          f"{pool.max_nodes}", "min_nodes must be at most max_nodes")
+
+
+@rule("pointers")
+def pointers(repo: Repository) -> Iterator[Finding]:
+    """stable / candidate / standby name existing, distinct releases of the same model."""
+    for _, file, _, model, dep in _deployments(repo):
+        at = ("models", model)
+        seen: dict[str, str] = {}
+        for pointer in POINTERS:
+            version = getattr(dep, pointer)
+            if version is None:
+                continue
+            if version in seen:
+                yield Finding(Severity.ERROR, "pointers", file, at + (pointer,),
+                              f"{model} {pointer} is {version}, which is already the {seen[version]}",
+                              f"a version holds one role at a time: clear `{pointer}` or point it elsewhere")
+            seen.setdefault(version, pointer)
+            if repo.release(model, version) is None and not repo.is_broken(model, version):
+                known = ", ".join(repo.versions(model)) or "none"
+                yield Finding(Severity.ERROR, "pointers", file, at + (pointer,),
+                              f"{model} {pointer} points at {version}, but releases/{model}/{version}.yaml "
+                              f"does not exist (known versions: {known})",
+                              "add the release file or point at an existing version")
+
+
+@rule("stage")
+def stage(repo: Repository) -> Iterator[Finding]:
+    for _, file, _, model, dep in _deployments(repo):
+        at = ("models", model)
+        if dep.candidate is None:
+            if dep.stage != 0:
+                yield Finding(Severity.WARNING, "stage", file, at + ("stage",),
+                              f"{model} has no candidate, so stage {dep.stage} means nothing",
+                              "set `stage: 0` or remove it")
+            continue
+        if dep.stage_started_at is None:
+            yield Finding(Severity.ERROR, "stage", file, at + ("stage_started_at",),
+                          f"{model} has a candidate but no stage_started_at: minimum durations cannot be timed",
+                          "set `stage_started_at:` to when the stage began, e.g. 2026-11-20T09:00:00Z")
+        candidate = repo.release(model, dep.candidate)
+        if candidate is not None and dep.stage >= len(candidate.rollout.stages):
+            yield Finding(Severity.ERROR, "stage", file, at + ("stage",),
+                          f"{model} {dep.candidate} has stages 0..{len(candidate.rollout.stages) - 1}, "
+                          f"not stage {dep.stage}", "set `stage` to one of the candidate's stages")
+
+
+@rule("gpu-placement")
+def gpu_placement(repo: Repository) -> Iterator[Finding]:
+    """Each model runs on a pool that exists, has its GPU type, and has nodes big enough for a replica."""
+    for _, file, env, model, dep in _deployments(repo):
+        pools = {p.name: p for p in env.gpu_pools}
+        pool = pools.get(dep.pool)
+        if pool is None:
+            yield Finding(Severity.ERROR, "gpu-placement", file, ("models", model, "pool"),
+                          f"{model} runs on pool {dep.pool}, which is not in gpu_pools ({', '.join(pools)})",
+                          "name one of the environment's gpu_pools")
+            continue
+        for pointer, release in _live(repo, model, dep):
+            serving = release.bundle.serving
+            if serving.gpu_type != pool.gpu_type:
+                yield Finding(Severity.ERROR, "gpu-placement", file, ("models", model, "pool"),
+                              f"{model} {pointer} {release.version} needs {serving.gpu_type} GPUs, "
+                              f"but pool {pool.name} has {pool.gpu_type}",
+                              "serve the model from a pool with the release's gpu_type")
+            elif serving.gpus > pool.gpus_per_node:
+                yield Finding(Severity.ERROR, "gpu-placement", file, ("models", model, "pool"),
+                              f"{model} {pointer} {release.version} needs {serving.gpus} GPUs per replica, "
+                              f"but {pool.instance_type} nodes in pool {pool.name} have {pool.gpus_per_node}",
+                              "choose a pool with larger nodes or shard the model over fewer GPUs")
+
+
+@rule("capacity")
+def capacity(repo: Repository) -> Iterator[Finding]:
+    """The pools hold stable + candidate + standby at once, so promotion and rollback never wait for nodes.
+
+    Example: 2 replicas of 4 GPUs for each of 3 live versions on 8-GPU nodes need
+    3 x ceil(2 / (8 // 4)) = 3 nodes.
+    """
+    for name, env in repo.environments.items():
+        file = repo.environment_files[name]
+        for i, pool in enumerate(env.gpu_pools):
+            needs: list[str] = []
+            nodes = 0
+            for model, dep in env.models.items():
+                if dep.pool != pool.name:
+                    continue
+                for pointer, release in _live(repo, model, dep):
+                    per_node = pool.gpus_per_node // release.bundle.serving.gpus
+                    if release.bundle.serving.gpu_type != pool.gpu_type or per_node == 0:
+                        continue  # reported by gpu-placement
+                    nodes += ceil(dep.replicas / per_node)
+                    needs.append(f"{model} {pointer} {release.version} ({dep.replicas} x "
+                                 f"{release.bundle.serving.gpus} GPUs)")
+            if nodes > pool.max_nodes:
+                yield Finding(Severity.ERROR, "capacity", file, ("gpu_pools", i, "max_nodes"),
+                              f"pool {pool.name} needs {nodes} {pool.instance_type} nodes to run "
+                              f"{'; '.join(needs)} at once, but max_nodes is {pool.max_nodes}",
+                              f"raise max_nodes to at least {nodes}, lower replicas, or retire a standby")
+
+
+@rule("gate-metrics")
+def gate_metrics(repo: Repository) -> Iterator[Finding]:
+    """Every metric a candidate's gates and triggers read has a query in the environment."""
+    for _, file, env, model, dep in _deployments(repo):
+        candidate = repo.release(model, dep.candidate) if dep.candidate else None
+        if candidate is None:
+            continue
+        missing = sorted(candidate.rollout.gate_metrics() - set(env.metrics.queries))
+        if missing:
+            yield Finding(Severity.ERROR, "gate-metrics", file, ("models", model, "candidate"),
+                          f"{model} {candidate.version} gates on {', '.join(missing)}, which this environment "
+                          f"has no query for", f"add them under metrics.queries, or change the release's gates")
+
+
+@rule("predeployment-gates")
+def predeployment_gates(repo: Repository) -> Iterator[Finding]:
+    """The candidate's offline evaluation passes the environment's gates, compared with its stable."""
+    for name, _, env, model, dep in _deployments(repo):
+        candidate = repo.release(model, dep.candidate) if dep.candidate else None
+        if candidate is None:
+            continue
+        stable = repo.release(model, dep.stable)
+        file = repo.release_file(model, candidate.version)
+        for result in evaluate_predeployment(candidate.evaluation, stable.evaluation if stable else None,
+                                             env.policy.predeployment):
+            if result.failed:
+                yield Finding(Severity.ERROR if result.blocking else Severity.WARNING, "predeployment-gates",
+                              file, ("evaluation", result.field),
+                              f"{name}: candidate {candidate.full_id} fails the {result.gate} gate: "
+                              f"{result.message}", result.fix)
+
+
+@rule("approvals")
+def approvals(repo: Repository) -> Iterator[Finding]:
+    """Protected environments only run releases approved by enough distinct, allowed people."""
+    for name, env in repo.environments.items():
+        file = repo.environment_files[name]
+        yield from findings_from("approvals", file, ("policy",), policy_problems(env.policy))
+    for name, _, env, model, dep in _deployments(repo):
+        if not env.policy.protected:
+            continue
+        for pointer, release in _live(repo, model, dep, pointers=("stable", "candidate")):
+            for problem in approval_problems(release, env.policy):
+                yield Finding(problem.severity, "approvals", repo.release_file(model, release.version),
+                              ("lineage", "approvals"), f"{name} ({pointer}): {problem.message}", problem.fix)
+
+
+def policy_problems(policy: Policy) -> Iterator[Problem]:
+    if policy.protected and policy.required_approvals == 0:
+        yield Problem(("required_approvals",), "the environment is protected but requires no approvals",
+                      "set required_approvals (e.g. 2)", Severity.WARNING)
+    allowed = len(set(policy.allowed_approvers))
+    if policy.protected and policy.required_approvals > allowed:
+        yield Problem(("required_approvals",), f"{policy.required_approvals} approvals are required but only "
+                      f"{allowed} people may approve", "add allowed_approvers or lower required_approvals")
+
+
+def approval_problems(release: Release, policy: Policy) -> Iterator[Problem]:
+    """Example: 2 required, approvals by a@x (allowed), a@x again, z@x (not allowed) -> 1 of 2."""
+    allowed = set(policy.allowed_approvers)
+    by = [a.by for a in release.lineage.approvals]
+    strangers = sorted(set(by) - allowed)
+    counted = {b for b in by if b in allowed}
+    if len(counted) < policy.required_approvals:
+        note = f"; not allowed to approve: {', '.join(strangers)}" if strangers else ""
+        repeated = [b for b, n in Counter(by).items() if n > 1]
+        note += f"; counted once: {', '.join(repeated)}" if repeated else ""
+        yield Problem(("approvals",), f"{release.full_id} has {len(counted)} of {policy.required_approvals} "
+                      f"required approvals from allowed approvers{note}",
+                      f"get approvals from {policy.required_approvals - len(counted)} more of: "
+                      f"{', '.join(sorted(allowed - counted))}")
+
+
+def _live(repo: Repository, model: str, dep: ModelDeployment,
+          pointers: tuple[str, ...] = POINTERS) -> Iterator[tuple[str, Release]]:
+    for pointer in pointers:
+        version = getattr(dep, pointer)
+        release = repo.release(model, version) if version else None
+        if release is not None:
+            yield pointer, release

@@ -1,0 +1,147 @@
+"""Rules about one release on its own: where it lives, the shape of its rollout, its bounds."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import timedelta
+from typing import Iterator
+
+from ..findings import Finding, Problem, Severity, findings_from
+from ..release import Gate, Release, RollbackTrigger, Rollout
+from ..repository import Repository, release_path
+from ..types import version_key
+from . import rule
+
+
+@rule("release-location")
+def release_location(repo: Repository) -> Iterator[Finding]:
+    """releases/<model>/<version>.yaml: tooling finds releases by path, so the path must not lie."""
+    for entry in repo.releases:
+        r = entry.release
+        expected = release_path(r.model, r.version)
+        if entry.file != expected:
+            field = "model" if not entry.file.startswith(f"releases/{r.model}/") else "version"
+            yield Finding(Severity.ERROR, "release-location", entry.file, (field,),
+                          f"this file declares {r.model} {r.version}, so it must be {expected}",
+                          f"move the file to {expected}, or correct `{field}`")
+
+
+@rule("unique-version")
+def unique_version(repo: Repository) -> Iterator[Finding]:
+    files: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for entry in repo.releases:
+        files[(entry.release.model, entry.release.version)].append(entry.file)
+    for (model, version), paths in files.items():
+        for path in paths[1:]:
+            yield Finding(Severity.ERROR, "unique-version", path, ("version",),
+                          f"{model} {version} is already defined in {paths[0]}",
+                          "a version is released once: bump the version in this file")
+
+
+@rule("rollout-stages")
+def rollout_stages(repo: Repository) -> Iterator[Finding]:
+    for entry in repo.releases:
+        yield from findings_from("rollout-stages", entry.file, ("rollout", "stages"),
+                                 stage_problems(entry.release.rollout))
+
+
+@rule("bounds")
+def bounds(repo: Repository) -> Iterator[Finding]:
+    for entry in repo.releases:
+        yield from findings_from("bounds", entry.file, ("rollout",), rollout_bound_problems(entry.release.rollout))
+
+
+@rule("lineage-parent")
+def lineage_parent(repo: Repository) -> Iterator[Finding]:
+    for entry in repo.releases:
+        yield from findings_from("lineage-parent", entry.file, ("lineage",), parent_problems(entry.release, repo))
+
+
+def stage_problems(rollout: Rollout) -> Iterator[Problem]:
+    """Stage weights strictly increase and end at 100; mirror and 0/100 shapes fit the strategy.
+
+    Example: canary weights [0, 1, 5, 5, 100] -> "stage 3 has weight 5 after 5".
+    A shadow rollout may hold several 0% stages and may end mirrored (evaluate, then stop).
+    """
+    stages, strategy = rollout.stages, rollout.strategy
+    for i in range(1, len(stages)):
+        before, now = stages[i - 1].weight, stages[i].weight
+        both_shadow_zero = strategy == "shadow" and before == now == 0
+        if now <= before and not both_shadow_zero:
+            yield Problem((i, "weight"), f"stage weights must strictly increase: stage {i} has weight {now} "
+                          f"after {before}", "give each stage a larger weight than the one before, or remove it")
+    last = stages[-1]
+    ends_shadowed = strategy == "shadow" and last.weight == 0 and last.mirror > 0
+    if last.weight != 100 and not ends_shadowed:
+        yield Problem((len(stages) - 1, "weight"), f"the last stage must send 100% of traffic, not {last.weight}%",
+                      "add a final stage `- weight: 100` (the promotion)")
+    for i, stage in enumerate(stages):
+        if stage.mirror and strategy != "shadow":
+            yield Problem((i, "mirror"), f"stage {i} mirrors traffic but the strategy is {strategy}",
+                          "set `strategy: shadow`, or remove `mirror`")
+        elif stage.mirror and stage.weight:
+            yield Problem((i, "mirror"), f"stage {i} both serves {stage.weight}% and mirrors {stage.mirror}%",
+                          "mirror on 0% stages only: a shadow candidate never answers users")
+        if strategy == "blue-green" and stage.weight not in (0, 100):
+            yield Problem((i, "weight"), f"blue-green switches 0/100, but stage {i} has weight {stage.weight}",
+                          "use weights 0 and 100 only, or `strategy: canary`")
+        if 0 < stage.weight < 100 and stage.min_duration == timedelta(0):
+            yield Problem((i, "min_duration"), f"stage {i} ({stage.weight}%) has no minimum duration: "
+                          "it could advance on the first pass", "set `min_duration`, e.g. 1h",
+                          Severity.WARNING)
+    if strategy == "shadow" and not any(s.mirror for s in stages):
+        yield Problem((), "strategy is shadow but no stage mirrors traffic",
+                      "add a first stage `{weight: 0, mirror: 100, min_duration: 24h}`")
+
+
+def rollout_bound_problems(rollout: Rollout) -> Iterator[Problem]:
+    """Every gate and trigger has a bound, and no lower bound exceeds its upper bound."""
+    for i, stage in enumerate(rollout.stages):
+        for j, gate in enumerate(stage.gates):
+            yield from _prefixed(("stages", i, "gates", j), gate_bound_problems(gate))
+    for k, trigger in enumerate(rollout.rollback_triggers):
+        yield from _prefixed(("rollback_triggers", k), _min_max(trigger, "trigger"))
+    if rollout.dead_mans_switch.max_silence <= timedelta(0):
+        yield Problem(("dead_mans_switch", "max_silence"), "max_silence must be longer than 0s",
+                      "set it to a few scrape intervals, e.g. 10m")
+
+
+def gate_bound_problems(gate: Gate) -> Iterator[Problem]:
+    if not gate.bounds():
+        yield Problem((), f"gate on {gate.metric} has no bound, so it always passes",
+                      "add min, max, max_ratio_to_stable, min_ratio_to_stable, "
+                      "max_increase_over_stable or max_decrease_from_stable")
+    yield from _min_max(gate, "gate")
+    if gate.min_ratio_to_stable is not None and gate.max_ratio_to_stable is not None \
+            and gate.min_ratio_to_stable >= gate.max_ratio_to_stable:
+        yield Problem(("min_ratio_to_stable",),
+                      f"min_ratio_to_stable {gate.min_ratio_to_stable:g} >= max_ratio_to_stable "
+                      f"{gate.max_ratio_to_stable:g}: no value can pass", "make the lower ratio smaller")
+
+
+def _min_max(item: Gate | RollbackTrigger, kind: str) -> Iterator[Problem]:
+    if isinstance(item, RollbackTrigger) and item.min is None and item.max is None:
+        yield Problem((), f"rollback trigger on {item.metric} has neither min nor max, so it never fires",
+                      "add `max:` (roll back above) and/or `min:` (roll back below)")
+    if item.min is not None and item.max is not None and item.min >= item.max:
+        yield Problem(("min",), f"{kind} on {item.metric}: min {item.min:g} >= max {item.max:g}",
+                      "min must be below max")
+
+
+def parent_problems(release: Release, repo: Repository) -> Iterator[Problem]:
+    parent = release.lineage.parent_version
+    if parent is None:
+        return
+    if version_key(parent) >= version_key(release.version):
+        yield Problem(("parent_version",), f"parent version {parent} is not older than {release.version}",
+                      "the parent is the release this one was derived from: an older version")
+    elif repo.release(release.model, parent) is None and not repo.is_broken(release.model, parent):
+        yield Problem(("parent_version",), f"parent version {parent} has no release file "
+                      f"({release_path(release.model, parent)})",
+                      "keep released versions in git: lineage must reach the first version",
+                      Severity.WARNING)
+
+
+def _prefixed(prefix: tuple, problems: Iterator[Problem]) -> Iterator[Problem]:
+    for p in problems:
+        yield Problem(prefix + p.path, p.message, p.fix, p.severity)

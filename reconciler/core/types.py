@@ -1,0 +1,133 @@
+"""Constrained scalar types shared by the release and environment models.
+
+Each type checks its value with a message a person can act on ("use lowercase letters ...")
+instead of pydantic's bare regex error, and still exports its pattern to JSON Schema so that
+editors flag the same mistakes as people type.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Callable
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
+
+
+class Frozen(BaseModel):
+    """Base for every model: immutable, and unknown keys are errors (typos never pass silently)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+def _checked(pattern: str, explain: Callable[[str], str]) -> Callable[[str], str]:
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(explain(value))
+        return value
+
+    return check
+
+
+def checked_str(pattern: str, explain: Callable[[str], str], **schema: object) -> object:
+    """A str type validated by `pattern`, failing with `explain(value)`; the pattern goes to JSON Schema."""
+    return Annotated[
+        str, AfterValidator(_checked(pattern, explain)), Field(json_schema_extra={"pattern": f"^(?:{pattern})$", **schema})
+    ]
+
+
+DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+SEMVER = r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
+SHA256 = r"[0-9a-f]{64}"
+GIT_REVISION = r"[0-9a-f]{7,40}"
+ARTIFACT_URI = r"(s3|gs|hf|https)://[^\s]+"
+IMAGE_BY_DIGEST = r"[a-z0-9][a-z0-9._\-/:]*@sha256:[0-9a-f]{64}"
+EMAIL = r"[^@\s]+@[^@\s]+\.[^@\s]+"
+
+DnsLabel = checked_str(
+    DNS_LABEL,
+    lambda v: f"{v!r} is not a valid Kubernetes name (DNS-1123 label): use at most 63 lowercase letters, "
+    "digits and '-', starting and ending with a letter or digit",
+)
+SemVer = checked_str(
+    SEMVER,
+    lambda v: f"{v!r} is not a semantic version: write MAJOR.MINOR.PATCH, e.g. \"1.3.0\" (quoted, no 'v')",
+)
+Sha256 = checked_str(
+    SHA256,
+    lambda v: f"{v!r} is not a sha256: write the 64 lowercase hex digits of the digest (sha256sum prints them)",
+)
+GitRevision = checked_str(
+    GIT_REVISION,
+    lambda v: f"{v!r} is not a git commit hash: write 7 to 40 lowercase hex digits (git rev-parse --short HEAD)",
+)
+ArtifactUri = checked_str(
+    ARTIFACT_URI,
+    lambda v: f"{v!r} is not an artifact URI: use s3://, gs://, hf:// or https://",
+)
+ImageByDigest = checked_str(
+    IMAGE_BY_DIGEST,
+    lambda v: f"{v!r} is not pinned by digest: write registry/repository@sha256:<64 hex digits> "
+    "(a tag can move; a digest cannot)",
+)
+Email = checked_str(EMAIL, lambda v: f"{v!r} is not an e-mail address")
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+Percent = Annotated[int, Field(ge=0, le=100)]
+
+
+_DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h|d)")
+_DURATION = r"([0-9]+(ms|s|m|h|d))+"
+_UNIT = {"ms": timedelta(milliseconds=1), "s": timedelta(seconds=1), "m": timedelta(minutes=1),
+         "h": timedelta(hours=1), "d": timedelta(days=1)}
+
+
+def parse_duration(value: object) -> object:
+    """Read a Prometheus-style duration: "90s", "1h30m", "2d" -> timedelta.
+
+    Other types pass through for pydantic to reject; a bare number is refused because its unit
+    would be a guess ("is 60 seconds or minutes?").
+    """
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool) or isinstance(value, (int, float)):
+        raise ValueError(f"{value!r} has no unit: write a duration such as \"30s\", \"5m\", \"1h\" or \"2d\"")
+    if not isinstance(value, str):
+        return value
+    if not re.fullmatch(_DURATION, value):
+        raise ValueError(f"{value!r} is not a duration: write e.g. \"30s\", \"5m\", \"1h30m\" or \"2d\"")
+    return sum((int(n) * _UNIT[u] for n, u in _DURATION_PART.findall(value)), timedelta())
+
+
+def format_duration(value: timedelta) -> str:
+    """The shortest Prometheus-style form: timedelta(hours=1, minutes=30) -> "1h30m"."""
+    ms = round(value.total_seconds() * 1000)
+    if ms == 0:
+        return "0s"
+    out = []
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
+        count, ms = divmod(ms, size)
+        if count:
+            out.append(f"{count}{unit}")
+    return "".join(out)
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": f"^{_DURATION}$", "examples": ["30s", "5m", "1h", "2d"]}),
+]
+
+
+def version_key(version: str) -> tuple[int, int, int]:
+    """Order semantic versions numerically: "1.10.0" > "1.9.3"."""
+    major, minor, patch = (int(part) for part in version.split("."))
+    return major, minor, patch
+
+
+def version_label(version: str) -> str:
+    """The pod and Istio subset label of a version: "1.3.0" -> "v1.3.0"."""
+    return f"v{version}"
