@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from math import ceil
 from typing import Iterator
 
 from ..environment import Environment, GpuPool, ModelDeployment, Policy
@@ -11,11 +10,9 @@ from ..findings import Finding, Problem, Severity, findings_from
 from ..predeployment import evaluate_predeployment
 from ..release import Release
 from ..repository import Repository
+from ..traffic import POINTERS, live_releases, pool_demand
 from ..types import DNS_LABEL
 from . import rule
-
-POINTERS = ("stable", "candidate", "standby")
-
 
 def _deployments(repo: Repository) -> Iterator[tuple[str, str, Environment, str, ModelDeployment]]:
     for name, env in repo.environments.items():
@@ -106,7 +103,7 @@ def gpu_placement(repo: Repository) -> Iterator[Finding]:
                           f"{model} runs on pool {dep.pool}, which is not in gpu_pools ({', '.join(pools)})",
                           "name one of the environment's gpu_pools")
             continue
-        for pointer, release in _live(repo, model, dep):
+        for pointer, release in live_releases(repo, model, dep):
             serving = release.bundle.serving
             if serving.gpu_type != pool.gpu_type:
                 yield Finding(Severity.ERROR, "gpu-placement", file, ("models", model, "pool"),
@@ -122,31 +119,15 @@ def gpu_placement(repo: Repository) -> Iterator[Finding]:
 
 @rule("capacity")
 def capacity(repo: Repository) -> Iterator[Finding]:
-    """The pools hold stable + candidate + standby at once, so promotion and rollback never wait for nodes.
-
-    Example: 2 replicas of 4 GPUs for each of 3 live versions on 8-GPU nodes need
-    3 x ceil(2 / (8 // 4)) = 3 nodes.
-    """
+    """The pools hold stable + candidate + standby at once, so promotion and rollback never wait for nodes."""
     for name, env in repo.environments.items():
-        file = repo.environment_files[name]
-        for i, pool in enumerate(env.gpu_pools):
-            needs: list[str] = []
-            nodes = 0
-            for model, dep in env.models.items():
-                if dep.pool != pool.name:
-                    continue
-                for pointer, release in _live(repo, model, dep):
-                    per_node = pool.gpus_per_node // release.bundle.serving.gpus
-                    if release.bundle.serving.gpu_type != pool.gpu_type or per_node == 0:
-                        continue  # reported by gpu-placement
-                    nodes += ceil(dep.replicas / per_node)
-                    needs.append(f"{model} {pointer} {release.version} ({dep.replicas} x "
-                                 f"{release.bundle.serving.gpus} GPUs)")
-            if nodes > pool.max_nodes:
-                yield Finding(Severity.ERROR, "capacity", file, ("gpu_pools", i, "max_nodes"),
-                              f"pool {pool.name} needs {nodes} {pool.instance_type} nodes to run "
-                              f"{'; '.join(needs)} at once, but max_nodes is {pool.max_nodes}",
-                              f"raise max_nodes to at least {nodes}, lower replicas, or retire a standby")
+        for i, demand in enumerate(pool_demand(repo, env)):
+            if not demand.fits:
+                pool = demand.pool
+                yield Finding(Severity.ERROR, "capacity", repo.environment_files[name], ("gpu_pools", i, "max_nodes"),
+                              f"pool {pool.name} needs {demand.nodes} {pool.instance_type} nodes to run "
+                              f"{'; '.join(demand.needs)} at once, but max_nodes is {pool.max_nodes}",
+                              f"raise max_nodes to at least {demand.nodes}, lower replicas, or retire a standby")
 
 
 @rule("gate-metrics")
@@ -190,7 +171,7 @@ def approvals(repo: Repository) -> Iterator[Finding]:
     for name, _, env, model, dep in _deployments(repo):
         if not env.policy.protected:
             continue
-        for pointer, release in _live(repo, model, dep, pointers=("stable", "candidate")):
+        for pointer, release in live_releases(repo, model, dep, ("stable", "candidate")):
             for problem in approval_problems(release, env.policy):
                 yield Finding(problem.severity, "approvals", repo.release_file(model, release.version),
                               ("lineage", "approvals"), f"{name} ({pointer}): {problem.message}", problem.fix)
@@ -220,12 +201,3 @@ def approval_problems(release: Release, policy: Policy) -> Iterator[Problem]:
                       f"required approvals from allowed approvers{note}",
                       f"get approvals from {policy.required_approvals - len(counted)} more of: "
                       f"{', '.join(sorted(allowed - counted))}")
-
-
-def _live(repo: Repository, model: str, dep: ModelDeployment,
-          pointers: tuple[str, ...] = POINTERS) -> Iterator[tuple[str, Release]]:
-    for pointer in pointers:
-        version = getattr(dep, pointer)
-        release = repo.release(model, version) if version else None
-        if release is not None:
-            yield pointer, release

@@ -1,0 +1,73 @@
+"""`reconciler status [PATH] [--format text|json]`: stable, candidate, standby, stage and traffic
+per environment and model, and how full each GPU pool is. Exit 1 if the repository has errors
+(the summary of a broken repository would mislead), after printing them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import exit_codes
+from .main import add_format_argument, add_repo_argument
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_repo_argument(parser)
+    add_format_argument(parser, "text", "json")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..adapters.repo_loader import load_repository
+    from ..core.status import repository_status
+    from .reporters import finding_line
+
+    result = load_repository(args.path)
+    if result.errors:
+        for finding in result.errors:
+            print(finding_line(finding), file=sys.stderr)
+        print(f"reconciler status: {len(result.errors)} error(s): run `reconciler validate` and fix them first",
+              file=sys.stderr)
+        return exit_codes.FINDINGS
+    statuses = repository_status(result.repository)
+    if args.format == "json":
+        print(json.dumps({"environments": [_env_dict(s) for s in statuses]}, indent=2))
+    else:
+        print(_text(statuses))
+    return exit_codes.OK
+
+
+def _env_dict(status) -> dict[str, object]:
+    return {
+        "name": status.name, "cluster": status.cluster, "region": status.region, "protected": status.protected,
+        "models": [m.to_dict() for m in status.models],
+        "pools": [{"name": d.pool.name, "nodes_needed": d.nodes, "max_nodes": d.pool.max_nodes} for d in status.pools],
+    }
+
+
+def _text(statuses) -> str:
+    lines: list[str] = []
+    for env in statuses:
+        flags = ", protected" if env.protected else ""
+        lines.append(f"{env.name}  (cluster {env.cluster}, {env.region}{flags})")
+        for m in env.models:
+            lines.append(f"  {m.model}")
+            lines.append(f"    traffic   {_traffic(m)}")
+            if m.candidate is not None:
+                since = m.stage_started_at.strftime("%Y-%m-%d %H:%M UTC") if m.stage_started_at else "?"
+                lines.append(f"    rollout   {m.strategy} stage {m.stage} of {m.stages}, since {since}")
+            lines.append(f"    serving   {m.replicas} replica(s) per version on pool {m.pool}")
+        for d in env.pools:
+            lines.append(f"  pool {d.pool.name}: {d.nodes} of {d.pool.max_nodes} {d.pool.instance_type} nodes needed "
+                         "with every live version running")
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+def _traffic(m) -> str:
+    roles = {m.stable: "stable", m.candidate: "candidate", m.standby: "standby"}
+    parts = [f"{roles[v]} {v} {w}%" for v, w in m.weights.items()]
+    if m.mirror:
+        parts.append(f"(+{m.mirror[1]}% mirrored to {m.mirror[0]})")
+    return ", ".join(parts)
