@@ -65,7 +65,13 @@ def _explain(model: type[BaseModel], path: YamlPath, err: dict[str, Any]) -> tup
     if kind == "value_error":
         return msg.removeprefix("Value error, "), "correct the value"
     if kind.startswith("timezone"):
-        return f"{msg}: {value!r}", "write the time with a zone, e.g. 2026-11-20T09:00:00Z"
+        shown = value.isoformat() if hasattr(value, "isoformat") else repr(value)
+        return f"{msg}: {shown}", "write a time with a zone, e.g. 2026-11-20T09:00:00Z"
+    if kind == "literal_error":
+        choices = [c.strip(" '") for c in str(err.get("ctx", {}).get("expected", "")).replace(" or ", ",").split(",")]
+        close = difflib.get_close_matches(str(value), choices, n=1)
+        hint = f"did you mean `{close[0]}`?" if close else f"use one of: {', '.join(choices)}"
+        return f"{value!r} is not one of: {', '.join(choices)}", hint
     shown = f", got {value!r}" if isinstance(value, (str, int, float, bool)) or value is None else ""
     if isinstance(value, str) and len(value) > 60:
         shown = f", got {value[:57]!r}..."
