@@ -163,7 +163,7 @@ class _Builder:
             key = key_node.value
             if key in out:
                 self.error(key_node, path + (key,), f"duplicate key {key!r} (first on line {first_line[key]})",
-                           "remove one of them: YAML keeps only the last, which hides mistakes", fatal=False)
+                           "remove one of them: with two values it is unclear which one applies", fatal=False)
                 continue
             first_line[key] = key_node.start_mark.line + 1
             out[key] = self.build(value_node, path + (key,), depth + 1)

@@ -1,5 +1,5 @@
 """Exit codes, in one place. CI scripts and pre-commit hooks depend on these numbers."""
 
 OK = 0  # the command ran; no errors (warnings allowed)
-FINDINGS = 1  # the repository has errors (validate, render), or a mandatory policy failed (preview)
+FINDINGS = 1  # the repository has errors (validate, status), or generated files are stale (schema --check)
 USAGE = 2  # bad arguments, a path that is not a repository, or an I/O error

@@ -56,7 +56,9 @@ def _text(statuses) -> str:
             lines.append(f"    traffic   {_traffic(m)}")
             if m.candidate is not None:
                 since = m.stage_started_at.strftime("%Y-%m-%d %H:%M UTC") if m.stage_started_at else "?"
-                lines.append(f"    rollout   {m.strategy} stage {m.stage} of {m.stages}, since {since}")
+                share = m.weights.get(m.candidate, 0)
+                lines.append(f"    rollout   {m.strategy}, stage {m.stage}/{m.last_stage} ({share}% to the candidate), "
+                             f"since {since}")
             lines.append(f"    serving   {m.replicas} replica(s) per version on pool {m.pool}")
         for d in env.pools:
             lines.append(f"  pool {d.pool.name}: {d.nodes} of {d.pool.max_nodes} {d.pool.instance_type} nodes needed "

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, Field, field_validator
 
-from .types import DNS_LABEL, DnsLabel, Duration, Email, Fraction, Frozen, SemVer, format_duration
+from .types import DNS_LABEL, DnsLabel, Email, Fraction, Frozen, PositiveDuration, SemVer, format_duration
 
 #: Placeholders a query template may use; each value is validated before it is interpolated.
 TEMPLATE_PLACEHOLDERS = frozenset({"window", "namespace"})
@@ -127,9 +127,9 @@ class Istio(Frozen):
 
 class Metrics(Frozen):
     prometheus_url: str = Field(pattern=r"^https?://\S+$")
-    window: Duration = timedelta(minutes=5)
-    timeout: Duration = timedelta(seconds=10)
-    max_staleness: Duration = Field(default=timedelta(minutes=2), description="older samples count as missing")
+    window: PositiveDuration = timedelta(minutes=5)
+    timeout: PositiveDuration = timedelta(seconds=10)
+    max_staleness: PositiveDuration = Field(default=timedelta(minutes=2), description="older samples count as missing")
     queries: dict[str, MetricQuery] = Field(
         default_factory=lambda: dict(DEFAULT_QUERIES),
         description="merged over the default catalog: name a default to override it",

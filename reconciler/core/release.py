@@ -24,6 +24,7 @@ from .types import (
     GitRevision,
     ImageByDigest,
     Percent,
+    PositiveDuration,
     SemVer,
     Sha256,
     version_label,
@@ -57,7 +58,7 @@ class SafetyConfig(Frozen):
 class RoutingConfig(Frozen):
     max_input_tokens: int = Field(default=8192, ge=1)
     max_concurrent_requests: int = Field(default=64, ge=1)
-    request_timeout: Duration = timedelta(seconds=120)
+    request_timeout: PositiveDuration = timedelta(seconds=120)
 
 
 class Serving(Frozen):
@@ -170,7 +171,7 @@ class RollbackTrigger(Frozen):
 
 
 class DeadMansSwitch(Frozen):
-    max_silence: Duration = timedelta(minutes=10)
+    max_silence: PositiveDuration = timedelta(minutes=10)
 
 
 class NotificationTarget(Frozen):

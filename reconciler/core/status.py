@@ -17,7 +17,7 @@ class ModelStatus:
     standby: str | None
     strategy: str | None
     stage: int | None
-    stages: int | None
+    last_stage: int | None  # the candidate's final stage index (its promotion)
     stage_started_at: datetime | None
     weights: dict[str, int]
     mirror: tuple[str, int] | None
@@ -27,7 +27,7 @@ class ModelStatus:
     def to_dict(self) -> dict[str, object]:
         return {
             "model": self.model, "stable": self.stable, "candidate": self.candidate, "standby": self.standby,
-            "strategy": self.strategy, "stage": self.stage, "stages": self.stages,
+            "strategy": self.strategy, "stage": self.stage, "last_stage": self.last_stage,
             "stage_started_at": self.stage_started_at.isoformat() if self.stage_started_at else None,
             "weights": self.weights, "mirror": dict([self.mirror]) if self.mirror else {},
             "pool": self.pool, "replicas": self.replicas,

@@ -122,6 +122,15 @@ Duration = Annotated[
 ]
 
 
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be longer than 0s")
+    return value
+
+
+PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
+
+
 def version_key(version: str) -> tuple[int, int, int]:
     """Order semantic versions numerically: "1.10.0" > "1.9.3"."""
     major, minor, patch = (int(part) for part in version.split("."))

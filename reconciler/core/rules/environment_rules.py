@@ -197,7 +197,9 @@ def approval_problems(release: Release, policy: Policy) -> Iterator[Problem]:
         note = f"; not allowed to approve: {', '.join(strangers)}" if strangers else ""
         repeated = [b for b, n in Counter(by).items() if n > 1]
         note += f"; counted once: {', '.join(repeated)}" if repeated else ""
+        missing = policy.required_approvals - len(counted)
+        remaining = sorted(allowed - counted)
+        fix = (f"get approvals from {missing} more of: {', '.join(remaining)}" if len(remaining) >= missing
+               else "not enough people may approve: add allowed_approvers to the environment's policy")
         yield Problem(("approvals",), f"{release.full_id} has {len(counted)} of {policy.required_approvals} "
-                      f"required approvals from allowed approvers{note}",
-                      f"get approvals from {policy.required_approvals - len(counted)} more of: "
-                      f"{', '.join(sorted(allowed - counted))}")
+                      f"required approvals from allowed approvers{note}", fix)

@@ -101,9 +101,6 @@ def rollout_bound_problems(rollout: Rollout) -> Iterator[Problem]:
             yield from _prefixed(("stages", i, "gates", j), gate_bound_problems(gate))
     for k, trigger in enumerate(rollout.rollback_triggers):
         yield from _prefixed(("rollback_triggers", k), _min_max(trigger, "trigger"))
-    if rollout.dead_mans_switch.max_silence <= timedelta(0):
-        yield Problem(("dead_mans_switch", "max_silence"), "max_silence must be longer than 0s",
-                      "set it to a few scrape intervals, e.g. 10m")
 
 
 def gate_bound_problems(gate: Gate) -> Iterator[Problem]:
