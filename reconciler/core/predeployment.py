@@ -7,6 +7,7 @@ quantified messages ("toxicity 0.071 >= max 0.05"), shared by `validate` now and
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -60,11 +61,11 @@ def evaluate_predeployment(
             ok = rate > limits.min_win_rate
             results.append(GateResult(
                 "win-rate", "win_rate_vs_current", Phase.PASS if ok else Phase.FAIL, True,
-                f"win rate vs current {rate:.1%} {'>' if ok else '<='} min {limits.min_win_rate:.1%}",
+                f"win rate vs current {percent(rate)} {'>' if ok else '<='} min {percent(limits.min_win_rate)}",
                 "" if ok else "the candidate must beat the stable version in pairwise evaluation"))
         ceiling = stable.latency_p99_ms * (1 + limits.max_latency_increase)
         p99 = candidate.latency_p99_ms
-        ok = p99 < ceiling
+        ok = p99 < ceiling and not math.isclose(p99, ceiling, rel_tol=1e-9)  # exactly +20% fails, float or not
         results.append(GateResult(
             "latency-p99", "latency_p99_ms", Phase.PASS if ok else Phase.FAIL, False,
             f"latency p99 {p99:g} ms {'<' if ok else '>='} stable {stable.latency_p99_ms:g} ms "
@@ -82,4 +83,10 @@ def _upper(gate: str, field: str, value: float, limit: float, *, blocking: bool,
 def _lower_inclusive(gate: str, field: str, value: float, limit: float, *, fix: str) -> GateResult:
     ok = value >= limit
     return GateResult(gate, field, Phase.PASS if ok else Phase.FAIL, True,
-                      f"{gate} pass rate {value:.1%} {'>=' if ok else '<'} required {limit:.1%}", "" if ok else fix)
+                      f"{gate} pass rate {percent(value)} {'>=' if ok else '<'} required {percent(limit)}",
+                      "" if ok else fix)
+
+
+def percent(share: float) -> str:
+    """As many digits as it takes to tell values apart: 0.9995 -> "99.95%", 1.0 -> "100%"."""
+    return f"{share * 100:.6g}%"

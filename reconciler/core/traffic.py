@@ -77,9 +77,12 @@ def pool_demand(repo: Repository, env: Environment) -> list[PoolDemand]:
     Example: 2 replicas of 4 GPUs on 8-GPU nodes -> 1 node per version, 3 for three live versions.
     Releases whose GPU type or size does not fit the pool are skipped (gpu-placement reports them).
     """
-    demand = {p.name: PoolDemand(p) for p in env.gpu_pools}
+    demand = [PoolDemand(p) for p in env.gpu_pools]
+    by_name: dict[str, PoolDemand] = {}
+    for entry in demand:
+        by_name.setdefault(entry.pool.name, entry)  # a duplicated name is reported by gpu-pools
     for model, dep in env.models.items():
-        entry = demand.get(dep.pool)
+        entry = by_name.get(dep.pool)
         if entry is None:
             continue
         for pointer, release in live_releases(repo, model, dep):
@@ -89,4 +92,4 @@ def pool_demand(repo: Repository, env: Environment) -> list[PoolDemand]:
                 continue
             entry.nodes += ceil(dep.replicas / per_node)
             entry.needs.append(f"{model} {pointer} {release.version} ({dep.replicas} x {serving.gpus} GPUs)")
-    return list(demand.values())
+    return demand

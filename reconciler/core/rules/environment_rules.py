@@ -171,7 +171,7 @@ def approvals(repo: Repository) -> Iterator[Finding]:
     for name, _, env, model, dep in _deployments(repo):
         if not env.policy.protected:
             continue
-        for pointer, release in live_releases(repo, model, dep, ("stable", "candidate")):
+        for pointer, release in live_releases(repo, model, dep):
             for problem in approval_problems(release, env.policy):
                 yield Finding(problem.severity, "approvals", repo.release_file(model, release.version),
                               ("lineage", "approvals"), f"{name} ({pointer}): {problem.message}", problem.fix)

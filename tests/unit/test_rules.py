@@ -1,0 +1,527 @@
+"""Every semantic rule, driven through the loader on a mutated copy of the example repository.
+
+Each case edits one or two files of the example (with a round-trip YAML edit, as a person would),
+loads the repository and expects exactly one finding from the rule under test: its rule id,
+severity, file, YAML path, message, and the line and column of the key in the file as written.
+The expected position is found by searching the written text with `marker`, a list of regexes
+searched one after another (each from where the previous matched), so the case names the key the
+way a person would look for it ("under models:, under code-completion:, the pool: line").
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
+
+import pytest
+
+from reconciler.adapters.repo_loader import load_repository
+from reconciler.core.findings import Finding, Severity
+from reconciler.core.rules import RULES, environment_rules, release_rules  # noqa: F401  (registration)
+from tests.conftest import mutate_yaml
+
+R11 = "releases/chat-assistant/1.1.0.yaml"
+R12 = "releases/chat-assistant/1.2.0.yaml"
+R13 = "releases/chat-assistant/1.3.0.yaml"
+C20 = "releases/code-completion/2.0.0.yaml"
+C21 = "releases/code-completion/2.1.0.yaml"
+STAGING = "environments/staging.yaml"
+PROD = "environments/prod.yaml"
+
+Mutation = Callable[[Path], None]
+ERROR, WARNING = Severity.ERROR, Severity.WARNING
+
+
+# --------------------------------------------------------------------------- mutation helpers
+
+
+def _walk(data: Any, path: tuple) -> Any:
+    for part in path:
+        data = data[part]
+    return data
+
+
+def set_(path: tuple, value: Any) -> Callable[[Any], None]:
+    def change(data: Any) -> None:
+        _walk(data, path[:-1])[path[-1]] = value
+    return change
+
+
+def delete(path: tuple) -> Callable[[Any], None]:
+    def change(data: Any) -> None:
+        del _walk(data, path[:-1])[path[-1]]
+    return change
+
+
+def append(path: tuple, value: Any) -> Callable[[Any], None]:
+    def change(data: Any) -> None:
+        _walk(data, path).append(value)
+    return change
+
+
+def edit(rel: str, *changes: Callable[[Any], None]) -> Mutation:
+    """Round-trip edit of one file: load, apply each change, write back."""
+    def mutate(root: Path) -> None:
+        def apply(data: Any) -> None:
+            for change in changes:
+                change(data)
+        mutate_yaml(root / rel, apply)
+    return mutate
+
+
+def copy(src: str, dst: str, *changes: Callable[[Any], None]) -> Mutation:
+    """A new file: a copy of `src`, edited."""
+    def mutate(root: Path) -> None:
+        (root / dst).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(root / src, root / dst)
+        if changes:
+            edit(dst, *changes)(root)
+    return mutate
+
+
+def both(*mutations: Mutation) -> Mutation:
+    def mutate(root: Path) -> None:
+        for m in mutations:
+            m(root)
+    return mutate
+
+
+def position(text: str, marker: tuple[str, ...]) -> tuple[int, int]:
+    """1-based line and column where the last regex of `marker` matches, searching in sequence."""
+    at = 0
+    for pattern in marker:
+        match = re.compile(pattern, re.MULTILINE).search(text, at)
+        assert match, f"marker {pattern!r} not found after offset {at}"
+        at = match.start()
+        start = at
+        at += 1
+    line = text.count("\n", 0, start) + 1
+    column = start - (text.rfind("\n", 0, start) + 1) + 1
+    return line, column
+
+
+def describe(findings: list[Finding]) -> str:
+    return "\n".join(f"{f.severity} {f.rule} {f.file}:{f.line}:{f.column} {f.yaml_path}: {f.message}"
+                     for f in findings) or "(none)"
+
+
+# --------------------------------------------------------------------------- the table
+
+
+class Case(NamedTuple):
+    id: str
+    mutate: Mutation
+    rule: str
+    severity: Severity
+    file: str
+    path: str
+    message: str
+    marker: tuple[str, ...]
+    also: tuple[str, ...] = ()  # rules whose findings may accompany this one (the same cause)
+
+
+CASES = [
+    # release-location
+    Case("a release whose version differs from its file name is misplaced",
+         copy(R13, "releases/chat-assistant/1.3.1.yaml", set_(("version",), "1.3.2")),
+         "release-location", ERROR, "releases/chat-assistant/1.3.1.yaml", "version",
+         "this file declares chat-assistant 1.3.2, so it must be releases/chat-assistant/1.3.2.yaml",
+         (r"^version:",)),
+    Case("a release filed under another model's folder points at its model field",
+         copy(R13, "releases/code-completion/1.3.5.yaml", set_(("version",), "1.3.5")),
+         "release-location", ERROR, "releases/code-completion/1.3.5.yaml", "model",
+         "this file declares chat-assistant 1.3.5, so it must be releases/chat-assistant/1.3.5.yaml",
+         (r"^model:",)),
+    # unique-version
+    Case("a second file declaring an existing version is a duplicate",
+         copy(R12, "releases/chat-assistant/old/1.2.0.yaml"),
+         "unique-version", ERROR, "releases/chat-assistant/old/1.2.0.yaml", "version",
+         f"chat-assistant 1.2.0 is already defined in {R12}",
+         (r"^version:",), also=("release-location",)),
+    # rollout-stages
+    Case("canary stage weights must strictly increase",
+         edit(R13, set_(("rollout", "stages", 3, "weight"), 5)),
+         "rollout-stages", ERROR, R13, "rollout.stages[3].weight",
+         "stage weights must strictly increase: stage 3 has weight 5 after 5",
+         (r"weight: 5$", r"weight: 5$")),
+    Case("a canary may not hold two 0% stages",
+         edit(R13, set_(("rollout", "stages", 1, "weight"), 0)),
+         "rollout-stages", ERROR, R13, "rollout.stages[1].weight",
+         "stage 1 has weight 0 after 0",
+         (r"weight: 0\b", r"weight: 0\b")),
+    Case("a rollout that never reaches 100% is reported at its last stage",
+         edit(R13, delete(("rollout", "stages", 5))),
+         "rollout-stages", ERROR, R13, "rollout.stages[4].weight",
+         "the last stage must send 100% of traffic, not 50%",
+         (r"weight: 50$",)),
+    Case("a canary stage may not mirror traffic",
+         edit(R13, set_(("rollout", "stages", 0, "mirror"), 50)),
+         "rollout-stages", ERROR, R13, "rollout.stages[0].mirror",
+         "stage 0 mirrors traffic but the strategy is canary",
+         (r"mirror: 50",)),
+    Case("a shadow stage may not both serve and mirror",
+         edit(R13, set_(("rollout", "strategy"), "shadow"), set_(("rollout", "stages", 1, "mirror"), 100)),
+         "rollout-stages", ERROR, R13, "rollout.stages[1].mirror",
+         "stage 1 both serves 1% and mirrors 100%",
+         (r"mirror: 100",)),
+    Case("blue-green only switches 0/100",
+         edit(C21, set_(("rollout", "stages"), [{"weight": 0, "min_duration": "1h"},
+                                                 {"weight": 50, "min_duration": "1h"}, {"weight": 100}])),
+         "rollout-stages", ERROR, C21, "rollout.stages[1].weight",
+         "blue-green switches 0/100, but stage 1 has weight 50",
+         (r"weight: 50$",)),
+    Case("a shadow rollout must mirror in some stage",
+         edit(R13, set_(("rollout", "strategy"), "shadow")),
+         "rollout-stages", ERROR, R13, "rollout.stages",
+         "strategy is shadow but no stage mirrors traffic",
+         (r"^rollout:", r"stages:")),
+    Case("a partial-traffic stage without min_duration warns that it could advance at once",
+         edit(R13, delete(("rollout", "stages", 2, "min_duration"))),
+         "rollout-stages", WARNING, R13, "rollout.stages[2].min_duration",
+         "stage 2 (5%) has no minimum duration: it could advance on the first pass",
+         (r"weight: 5$",)),
+    # bounds
+    Case("a gate without any bound always passes",
+         edit(R13, delete(("rollout", "stages", 1, "gates", 1, "max"))),
+         "bounds", ERROR, R13, "rollout.stages[1].gates[1]",
+         "gate on ttft_p99_seconds has no bound, so it always passes",
+         (r"\{metric: ttft_p99_seconds\}",)),
+    Case("a gate whose min exceeds its max can never pass",
+         edit(R13, set_(("rollout", "stages", 1, "gates", 1, "min"), 2)),
+         "bounds", ERROR, R13, "rollout.stages[1].gates[1].min",
+         "gate on ttft_p99_seconds: min 2 >= max 1.5",
+         (r"ttft_p99_seconds", r"min: 2")),
+    Case("a gate whose min equals its max is rejected too",
+         edit(R13, set_(("rollout", "stages", 1, "gates", 1, "min"), 1.5)),
+         "bounds", ERROR, R13, "rollout.stages[1].gates[1].min",
+         "gate on ttft_p99_seconds: min 1.5 >= max 1.5",
+         (r"ttft_p99_seconds", r"min: 1.5")),
+    Case("a gate whose min ratio is above its max ratio can never pass",
+         edit(R13, set_(("rollout", "stages", 1, "gates", 0, "min_ratio_to_stable"), 1.5)),
+         "bounds", ERROR, R13, "rollout.stages[1].gates[0].min_ratio_to_stable",
+         "min_ratio_to_stable 1.5 >= max_ratio_to_stable 1.2: no value can pass",
+         (r"latency_p99_ms, max_ratio_to_stable", r"min_ratio_to_stable:")),
+    Case("a rollback trigger without min or max never fires",
+         edit(R13, delete(("rollout", "rollback_triggers", 1, "max"))),
+         "bounds", ERROR, R13, "rollout.rollback_triggers[1]",
+         "rollback trigger on latency_p99_ms has neither min nor max, so it never fires",
+         (r"\{metric: latency_p99_ms\}",)),
+    Case("a rollback trigger whose min exceeds its max is reported at min",
+         edit(R13, set_(("rollout", "rollback_triggers", 3, "max"), 0.5)),
+         "bounds", ERROR, R13, "rollout.rollback_triggers[3].min",
+         "trigger on quality_score: min 0.6 >= max 0.5",
+         (r"metric: quality_score, min: 0.6", r"min: 0.6")),
+    # lineage-parent
+    Case("a parent version newer than the release is wrong",
+         edit(R12, set_(("lineage", "parent_version"), "1.3.0")),
+         "lineage-parent", ERROR, R12, "lineage.parent_version",
+         "parent version 1.3.0 is not older than 1.2.0",
+         (r"parent_version:",)),
+    Case("a release cannot be its own parent",
+         edit(R13, set_(("lineage", "parent_version"), "1.3.0")),
+         "lineage-parent", ERROR, R13, "lineage.parent_version",
+         "parent version 1.3.0 is not older than 1.3.0",
+         (r"parent_version:",)),
+    Case("parent versions compare as numbers (1.10.0 is newer than 1.3.0)",
+         edit(R13, set_(("lineage", "parent_version"), "1.10.0")),
+         "lineage-parent", ERROR, R13, "lineage.parent_version",
+         "parent version 1.10.0 is not older than 1.3.0",
+         (r"parent_version:",)),
+    Case("a parent without a release file warns that lineage is broken",
+         edit(R13, set_(("lineage", "parent_version"), "1.2.5")),
+         "lineage-parent", WARNING, R13, "lineage.parent_version",
+         "parent version 1.2.5 has no release file (releases/chat-assistant/1.2.5.yaml)",
+         (r"parent_version:",)),
+    # environment-name
+    Case("an environment file name that is not a DNS label is reported at the document",
+         copy(STAGING, "environments/Staging_EU.yaml"),
+         "environment-name", ERROR, "environments/Staging_EU.yaml", "",
+         "environment name 'Staging_EU' (the file name) is not a valid Kubernetes name",
+         (r"^cluster:",)),
+    # gpu-pools
+    Case("a GPU pool defined twice is reported at the second name",
+         edit(PROD, lambda d: d["gpu_pools"].append(dict(d["gpu_pools"][0]))),
+         "gpu-pools", ERROR, PROD, "gpu_pools[2].name",
+         "GPU pool a100 is defined twice",
+         (r"name: a100", r"name: a100")),
+    Case("a pool whose min_nodes exceeds max_nodes is reported at min_nodes",
+         edit(PROD, set_(("gpu_pools", 1, "min_nodes"), 7)),
+         "gpu-pools", ERROR, PROD, "gpu_pools[1].min_nodes",
+         "pool a10g: min_nodes 7 > max_nodes 6",
+         (r"min_nodes: 7",)),
+    # pointers
+    Case("a candidate pointing at a version with no release file",
+         edit(STAGING, set_(("models", "chat-assistant", "candidate"), "1.4.0")),
+         "pointers", ERROR, STAGING, "models.chat-assistant.candidate",
+         "chat-assistant candidate points at 1.4.0, but releases/chat-assistant/1.4.0.yaml does not exist "
+         "(known versions: 1.1.0, 1.2.0, 1.3.0)",
+         (r"^models:", r"chat-assistant:", r"candidate:")),
+    Case("a standby equal to the stable holds two roles",
+         edit(PROD, set_(("models", "chat-assistant", "standby"), "1.2.0")),
+         "pointers", ERROR, PROD, "models.chat-assistant.standby",
+         "chat-assistant standby is 1.2.0, which is already the stable",
+         (r"^models:", r"chat-assistant:", r"standby:")),
+    Case("a model with no releases at all lists no known versions",
+         edit(PROD, set_(("models", "summarizer"), {"stable": "1.0.0", "pool": "a10g"})),
+         "pointers", ERROR, PROD, "models.summarizer.stable",
+         "summarizer stable points at 1.0.0, but releases/summarizer/1.0.0.yaml does not exist "
+         "(known versions: none)",
+         (r"^models:", r"summarizer:", r"stable:")),
+    # stage
+    Case("a candidate without stage_started_at is reported at the model",
+         edit(STAGING, delete(("models", "chat-assistant", "stage_started_at"))),
+         "stage", ERROR, STAGING, "models.chat-assistant.stage_started_at",
+         "chat-assistant has a candidate but no stage_started_at",
+         (r"^models:", r"chat-assistant:")),
+    Case("a stage past the candidate's last canary stage",
+         edit(STAGING, set_(("models", "chat-assistant", "stage"), 6)),
+         "stage", ERROR, STAGING, "models.chat-assistant.stage",
+         "chat-assistant 1.3.0 has stages 0..5, not stage 6",
+         (r"^models:", r"chat-assistant:", r"stage: 6")),
+    Case("a blue-green candidate has only stages 0 and 1 (its defaults)",
+         edit(STAGING, set_(("models", "code-completion", "stage"), 2)),
+         "stage", ERROR, STAGING, "models.code-completion.stage",
+         "code-completion 2.1.0 has stages 0..1, not stage 2",
+         (r"^models:", r"code-completion:", r"stage: 2")),
+    Case("a stage without a candidate warns that it means nothing",
+         edit(PROD, set_(("models", "chat-assistant", "stage"), 3)),
+         "stage", WARNING, PROD, "models.chat-assistant.stage",
+         "chat-assistant has no candidate, so stage 3 means nothing",
+         (r"^models:", r"chat-assistant:", r"stage: 3")),
+    # gpu-placement
+    Case("a model on a pool the environment does not define",
+         edit(STAGING, set_(("models", "chat-assistant", "pool"), "h100")),
+         "gpu-placement", ERROR, STAGING, "models.chat-assistant.pool",
+         "chat-assistant runs on pool h100, which is not in gpu_pools (a100, a10g)",
+         (r"^models:", r"chat-assistant:", r"pool: h100")),
+    Case("a release on a pool with another GPU type",
+         edit(PROD, set_(("models", "code-completion", "pool"), "a100")),
+         "gpu-placement", ERROR, PROD, "models.code-completion.pool",
+         "code-completion stable 2.0.0 needs nvidia-a10g GPUs, but pool a100 has nvidia-a100-80gb",
+         (r"^models:", r"code-completion:", r"pool: a100")),
+    Case("a replica that needs more GPUs than a node has",
+         edit(PROD, set_(("gpu_pools", 0, "gpus_per_node"), 2), delete(("models", "chat-assistant", "standby"))),
+         "gpu-placement", ERROR, PROD, "models.chat-assistant.pool",
+         "chat-assistant stable 1.2.0 needs 4 GPUs per replica, but p4de.24xlarge nodes in pool a100 have 2",
+         (r"^models:", r"chat-assistant:", r"pool: a100")),
+    # capacity
+    Case("a pool too small for stable and candidate at once",
+         edit(STAGING, set_(("gpu_pools", 0, "max_nodes"), 1)),
+         "capacity", ERROR, STAGING, "gpu_pools[0].max_nodes",
+         "pool a100 needs 2 p4de.24xlarge nodes to run chat-assistant stable 1.2.0 (1 x 4 GPUs); "
+         "chat-assistant candidate 1.3.0 (1 x 4 GPUs) at once, but max_nodes is 1",
+         (r"max_nodes: 1$",)),
+    Case("more replicas need more nodes per version (5 x 1 GPU on 4-GPU nodes = 2 nodes each)",
+         edit(STAGING, set_(("models", "code-completion", "replicas"), 5)),
+         "capacity", ERROR, STAGING, "gpu_pools[1].max_nodes",
+         "pool a10g needs 4 g5.12xlarge nodes",
+         (r"name: a10g", r"max_nodes:")),
+    Case("production's pool must also hold the standby",
+         edit(PROD, set_(("gpu_pools", 0, "max_nodes"), 3), set_(("gpu_pools", 0, "min_nodes"), 1)),
+         "capacity", ERROR, PROD, "gpu_pools[0].max_nodes",
+         "pool a100 needs 4 p4de.24xlarge nodes to run chat-assistant stable 1.2.0 (4 x 4 GPUs); "
+         "chat-assistant standby 1.1.0 (4 x 4 GPUs) at once, but max_nodes is 3",
+         (r"max_nodes: 3",)),
+    # gate-metrics
+    Case("a candidate gating on a metric the environment has no query for",
+         edit(R13, append(("rollout", "stages", 1, "gates"), {"metric": "hallucination_rate", "max": 0.1})),
+         "gate-metrics", ERROR, STAGING, "models.chat-assistant.candidate",
+         "chat-assistant 1.3.0 gates on hallucination_rate, which this environment has no query for",
+         (r"^models:", r"chat-assistant:", r"candidate:")),
+    Case("rollback triggers need queries too, and every missing metric is named",
+         edit(R13, append(("rollout", "rollback_triggers"), {"metric": "refusal_rate", "max": 0.2}),
+              append(("rollout", "stages", 2, "gates"), {"metric": "hallucination_rate", "max": 0.1})),
+         "gate-metrics", ERROR, STAGING, "models.chat-assistant.candidate",
+         "gates on hallucination_rate, refusal_rate, which",
+         (r"^models:", r"chat-assistant:", r"candidate:")),
+    # predeployment-gates
+    Case("toxicity at the 0.05 limit blocks the candidate",
+         edit(R13, set_(("evaluation", "toxicity"), 0.05)),
+         "predeployment-gates", ERROR, R13, "evaluation.toxicity",
+         "staging: candidate chat-assistant/v1.3.0-4f2a9c1d07e5 fails the toxicity gate: toxicity 0.05 >= max 0.05",
+         (r"^evaluation:", r"toxicity:")),
+    Case("a win rate of exactly 50% blocks the candidate",
+         edit(C21, set_(("evaluation", "win_rate_vs_current"), 0.5)),
+         "predeployment-gates", ERROR, C21, "evaluation.win_rate_vs_current",
+         "staging: candidate code-completion/v2.1.0-c07d19e4b2a8 fails the win-rate gate: "
+         "win rate vs current 50% <= min 50%",
+         (r"^evaluation:", r"win_rate_vs_current:")),
+    Case("a missing win rate with a stable to beat is inconclusive and blocks",
+         edit(R13, delete(("evaluation", "win_rate_vs_current"))),
+         "predeployment-gates", ERROR, R13, "evaluation.win_rate_vs_current",
+         "win_rate_vs_current is missing, but there is a stable version to beat",
+         (r"^evaluation:",)),
+    Case("one failed adversarial case blocks the candidate",
+         edit(R13, set_(("evaluation", "adversarial_pass_rate"), 0.99)),
+         "predeployment-gates", ERROR, R13, "evaluation.adversarial_pass_rate",
+         "adversarial-suite pass rate 99% < required 100%",
+         (r"^evaluation:", r"adversarial_pass_rate:")),
+    Case("latency p99 exactly 20% over stable warns but does not block",
+         edit(R13, set_(("evaluation", "latency_p99_ms"), 2052)),
+         "predeployment-gates", WARNING, R13, "evaluation.latency_p99_ms",
+         "latency p99 2052 ms >= stable 1710 ms + 20% = 2052 ms",
+         (r"^evaluation:", r"latency_p99_ms:")),
+    Case("an environment may tighten a pre-deployment limit",
+         edit(STAGING, set_(("policy", "predeployment"), {"max_toxicity": 0.01})),
+         "predeployment-gates", ERROR, R13, "evaluation.toxicity",
+         "fails the toxicity gate: toxicity 0.011 >= max 0.01",
+         (r"^evaluation:", r"toxicity:")),
+    # approvals
+    Case("a protected environment that requires no approvals warns",
+         edit(PROD, set_(("policy", "required_approvals"), 0)),
+         "approvals", WARNING, PROD, "policy.required_approvals",
+         "the environment is protected but requires no approvals",
+         (r"required_approvals: 0",)),
+    Case("requiring more approvals than there are approvers can never be met",
+         edit(PROD, set_(("policy", "required_approvals"), 4)),
+         "approvals", ERROR, PROD, "policy.required_approvals",
+         "4 approvals are required but only 3 people may approve",
+         (r"required_approvals: 4",), also=("approvals",)),
+    Case("a live stable release with too few approvals in a protected environment",
+         edit(R12, delete(("lineage", "approvals", 1))),
+         "approvals", ERROR, R12, "lineage.approvals",
+         "prod (stable): chat-assistant/v1.2.0-9c41e7a2d3b8 has 1 of 2 required approvals from allowed approvers",
+         (r"^lineage:", r"approvals:")),
+    Case("a standby in a protected environment is live, so it needs the approvals too",
+         edit(R11, set_(("lineage", "approvals"), [])),
+         "approvals", ERROR, R11, "lineage.approvals",
+         "prod (standby): chat-assistant/v1.1.0-3e8f02b7c611 has 0 of 2 required approvals from allowed approvers",
+         (r"^lineage:", r"approvals:")),
+    Case("approvals from people outside allowed_approvers do not count and are named",
+         edit(R12, set_(("lineage", "approvals", 1, "by"), "mallory@example.org")),
+         "approvals", ERROR, R12, "lineage.approvals",
+         "has 1 of 2 required approvals from allowed approvers; not allowed to approve: mallory@example.org",
+         (r"^lineage:", r"approvals:")),
+    Case("two approvals by the same person count once",
+         edit(C20, set_(("lineage", "approvals", 1, "by"), "alice.chen@acme.example")),
+         "approvals", ERROR, C20, "lineage.approvals",
+         "prod (stable): code-completion/v2.0.0-81b0c3e5a9f2 has 1 of 2 required approvals from allowed "
+         "approvers; counted once: alice.chen@acme.example",
+         (r"^lineage:", r"approvals:")),
+]
+
+
+def test_every_registered_rule_has_a_case() -> None:
+    assert set(RULES) == {c.rule for c in CASES}
+    assert set(RULES) == {
+        "release-location", "unique-version", "rollout-stages", "bounds", "lineage-parent", "environment-name",
+        "gpu-pools", "pointers", "stage", "gpu-placement", "capacity", "gate-metrics", "predeployment-gates",
+        "approvals"}
+
+
+def test_the_example_repository_is_clean(example_repo: Path) -> None:
+    result = load_repository(example_repo)
+    assert result.findings == [], describe(result.findings)
+    assert result.files == 7
+    assert len(result.repository.releases) == 5
+    assert set(result.repository.environments) == {"prod", "staging"}
+
+
+def test_a_round_trip_edit_that_changes_nothing_keeps_the_repository_clean(example_repo: Path) -> None:
+    """The table's edits rewrite whole files: that alone must not create findings."""
+    for rel in (R11, R12, R13, C20, C21, STAGING, PROD):
+        edit(rel)(example_repo)
+    result = load_repository(example_repo)
+    assert result.findings == [], describe(result.findings)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_rule_reports_the_mutation(example_repo: Path, case: Case) -> None:
+    case.mutate(example_repo)
+    findings = load_repository(example_repo).findings
+
+    matching = [f for f in findings if (f.rule, f.severity, f.file, f.yaml_path) ==
+                (case.rule, case.severity, case.file, case.path) and case.message in f.message]
+    assert len(matching) == 1, describe(findings)
+    finding = matching[0]
+    others = [f for f in findings if f is not finding and f.rule not in case.also]
+    assert others == [], describe(others)
+
+    text = (example_repo / case.file).read_text(encoding="utf-8")
+    assert (finding.line, finding.column) == position(text, case.marker), describe([finding])
+    assert finding.fix, "every finding says how to fix it"
+
+
+CLEAN = [
+    ("a shadow rollout may end mirrored, holding several 0% stages",
+     edit(R13, set_(("rollout", "strategy"), "shadow"),
+          set_(("rollout", "stages"), [{"weight": 0, "mirror": 10, "min_duration": "1h"},
+                                       {"weight": 0, "mirror": 100, "min_duration": "24h"}]))),
+    ("a shadow rollout with the default stages is valid at its current stage",
+     edit(R13, set_(("rollout", "strategy"), "shadow"), delete(("rollout", "stages")))),
+    ("a canary with the default stages is valid",
+     edit(R13, delete(("rollout", "stages")))),
+    ("an explicit blue-green 0/100 rollout is valid",
+     edit(C21, set_(("rollout", "stages"), [{"weight": 0, "min_duration": "30m"}, {"weight": 100}]))),
+    ("the final 100% stage needs no minimum duration and is a valid stage",
+     edit(STAGING, set_(("models", "chat-assistant", "stage"), 5))),
+    ("a pool exactly as large as its demand is enough",
+     edit(STAGING, set_(("gpu_pools", 0, "max_nodes"), 2))),
+    ("min_nodes equal to max_nodes is allowed",
+     edit(PROD, set_(("gpu_pools", 1, "min_nodes"), 6))),
+    ("a rollback trigger with min 0 has a bound (0 is not a missing value)",
+     edit(R13, set_(("rollout", "rollback_triggers", 3, "min"), 0.0))),
+    ("a gate whose only bound is max 0 has a bound (0 is not a missing value)",
+     edit(R13, set_(("rollout", "stages", 1, "gates", 1, "max"), 0))),
+    ("a new metric is fine once the environment defines its query",
+     both(edit(R13, append(("rollout", "stages", 1, "gates"), {"metric": "hallucination_rate", "max": 0.1})),
+          edit(STAGING, set_(("metrics", "queries"),
+                             {"hallucination_rate": {"query": "avg by (app, version) (h[$window])",
+                                                     "labels": {"app": "app", "version": "version"}}})))),
+    ("toxicity just under the limit passes", edit(R13, set_(("evaluation", "toxicity"), 0.0499))),
+    ("a win rate just over 50% passes", edit(R13, set_(("evaluation", "win_rate_vs_current"), 0.5001))),
+    ("latency just under stable + 20% passes", edit(R13, set_(("evaluation", "latency_p99_ms"), 2051.9))),
+    ("an unprotected environment runs a candidate without approvals",
+     edit(R13, set_(("lineage", "approvals"), []))),
+    ("a release nobody deploys is not judged by the pre-deployment gates",
+     edit(R11, set_(("evaluation", "toxicity"), 0.5))),
+    ("a first release has no parent",
+     edit(R13, set_(("lineage", "parent_version"), None))),
+    ("a deployment without a candidate at stage 0 is fine",
+     edit(PROD, set_(("models", "chat-assistant", "stage"), 0))),
+]
+
+
+@pytest.mark.parametrize("mutate", [m for _, m in CLEAN], ids=[i for i, _ in CLEAN])
+def test_valid_variants_have_no_findings(example_repo: Path, mutate: Mutation) -> None:
+    mutate(example_repo)
+    result = load_repository(example_repo)
+    assert result.findings == [], describe(result.findings)
+
+
+def test_a_broken_release_file_does_not_pile_on_cross_file_errors(example_repo: Path) -> None:
+    """1.1.0 is prod's standby and 1.2.0's parent: only its own schema error is reported."""
+    edit(R11, set_(("revision",), "not-a-commit"))(example_repo)
+    findings = load_repository(example_repo).findings
+    assert [(f.rule, f.file, f.yaml_path) for f in findings] == [("schema", R11, "revision")], describe(findings)
+
+
+def test_findings_come_back_sorted_by_file_and_line(example_repo: Path) -> None:
+    edit(R13, set_(("rollout", "stages", 3, "weight"), 5),
+         delete(("rollout", "stages", 2, "min_duration")),
+         delete(("rollout", "rollback_triggers", 1, "max")))(example_repo)
+    edit(PROD, set_(("policy", "required_approvals"), 0))(example_repo)
+    findings = load_repository(example_repo).findings
+    assert [(f.file, f.rule) for f in findings] == [
+        (PROD, "approvals"), (R13, "rollout-stages"), (R13, "rollout-stages"), (R13, "bounds")]
+    lines = [f.line for f in findings if f.file == R13]
+    assert lines == sorted(lines)
+    result = load_repository(example_repo)
+    assert [f.rule for f in result.warnings] == ["approvals", "rollout-stages"]
+    assert [f.rule for f in result.errors] == ["rollout-stages", "bounds"]
+
+
+def test_a_duplicated_pool_name_is_reported_once_and_models_use_the_first_entry(example_repo: Path) -> None:
+    """A second `a100` entry with max_nodes 1 is a duplicate (gpu-pools), not a capacity shortfall:
+    models run on the first entry, and no finding quotes one entry while pointing at another."""
+    def add_small_a100(data: Any) -> None:
+        small = dict(data["gpu_pools"][0])
+        small.update(min_nodes=1, max_nodes=1)
+        data["gpu_pools"].append(small)
+
+    edit(PROD, add_small_a100)(example_repo)
+    findings = load_repository(example_repo).findings
+    assert [(f.rule, f.yaml_path) for f in findings] == [("gpu-pools", "gpu_pools[2].name")], describe(findings)
+    assert "GPU pool a100 is defined twice" in findings[0].message
