@@ -1,15 +1,17 @@
 """Safe, fast YAML reading with positions: bytes in, plain data plus a node tree out.
 
 Why not `YAML().load()`: a release repository is input from pull requests, so reading it must be
-bounded. We compose with libyaml (ruamel.yaml's C parser: fast, and every node keeps its line and
-column), then build plain Python values ourselves in one walk that
+bounded. We compose with libyaml (ruamel.yaml's C parser with the base resolver: fast, and every node
+keeps its line and column), then build plain Python values ourselves in one walk that types
+scalars (`yaml_scalars`), and
 
 - rejects duplicate keys (each one reported, not just the first),
 - counts nodes as if aliases were expanded, so a "billion laughs" file is refused after
   `MAX_NODES` instead of exhausting memory or time later in validation,
 - refuses recursive aliases, non-text keys, merge keys and non-core tags,
-- caps nesting depth (libyaml's composer recurses in C and crashes on ~50,000 open brackets, so
-  such files are refused before composing).
+- caps nesting depth (libyaml's composer recurses in C and crashes the interpreter on ~50,000
+  levels, so deep flow brackets and long compact chains like `- - - -` are refused before composing;
+  indentation alone cannot nest that deep within the size limit).
 
 The node tree is kept so a finding's YAML path can be turned into a line and column later.
 """
@@ -20,19 +22,34 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ruamel.yaml.cyaml import CSafeLoader
+from ruamel.yaml.cyaml import CBaseLoader
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.tag import Tag
 
 from ..core.findings import PathPart, YamlPath
+from .yaml_scalars import CORE, construct_tagged, resolve_plain
 
 MAX_FILE_BYTES = 1 << 20  # 1 MiB: a release is ~5 KB, an environment of 100 models ~40 KB
 MAX_NODES = 100_000  # after alias expansion
 MAX_DEPTH = 64
 
-_SCALAR_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("null", "bool", "int", "float", "timestamp")}
-_STR_TAG = "tag:yaml.org,2002:str"
+_STR_TAG = CORE + "str"
+_COLLECTION_TAGS = {CORE + "map", CORE + "seq"}
+# One shared Tag per kind for untagged nodes, so the builder tests identity instead of rendering
+# the tag as a string for each of the ~100,000 nodes of a large repository.
+_UNTAGGED = {ScalarNode: Tag(suffix=_STR_TAG), SequenceNode: Tag(suffix=CORE + "seq"),
+             MappingNode: Tag(suffix=CORE + "map")}
+_PLAIN = _UNTAGGED[ScalarNode]
+
+
+class _Composer(CBaseLoader):
+    """libyaml's composer; every untagged node gets its kind's shared tag (typing happens later)."""
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Tag:
+        return _UNTAGGED[kind]
 _FLOW_BRACKETS = re.compile(r"[\[\]{}]")
+_COMPACT_CHAIN = re.compile(r"(?:[-?][ \t]+){%d}" % MAX_DEPTH)  # `- - - ...`: one nesting level each
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,16 +85,19 @@ def parse_yaml(raw: bytes) -> ParsedYaml:
     if len(raw) > MAX_FILE_BYTES:
         return _fail(f"file is {len(raw):,} bytes, over the {MAX_FILE_BYTES:,}-byte limit",
                      "release and environment files are small: split the file or remove embedded data")
+    raw = raw.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte order mark: allowed, and not content
     try:
-        text = raw.decode("utf-8-sig")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        line = raw.count(b"\n", 0, err.start) + 1
-        column = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
+        line_start = raw.rfind(b"\n", 0, err.start) + 1
+        column = len(raw[line_start:err.start].decode("utf-8", errors="replace")) + 1
         return _fail(f"not UTF-8: byte 0x{raw[err.start]:02x} cannot be decoded",
-                     "save the file as UTF-8", line, column)
-    if _flow_depth(text) > MAX_DEPTH:
-        return _fail(f"brackets nest deeper than {MAX_DEPTH} levels", "flatten the structure")
-    loader = CSafeLoader(text)
+                     "save the file as UTF-8", raw.count(b"\n", 0, err.start) + 1, column)
+    too_deep = _too_deep_at(text)
+    if too_deep is not None:
+        line, column = _position(text, too_deep)
+        return _fail(f"nested deeper than {MAX_DEPTH} levels", "flatten the structure", line, column)
+    loader = _Composer(text)
     try:
         root = loader.get_single_node()
     except MarkedYAMLError as err:
@@ -89,11 +109,14 @@ def parse_yaml(raw: bytes) -> ParsedYaml:
             fix = "fix the YAML syntax at this position (check indentation, quotes and colons)"
         return _fail(f"YAML syntax error: {problem}", fix,
                      mark.line + 1 if mark else None, mark.column + 1 if mark else None)
-    except (YAMLError, ValueError) as err:  # reader errors (e.g. control characters) carry no mark
-        return _fail(f"YAML error: {str(err).splitlines()[0]}", "remove unprintable characters")
+    except (YAMLError, ValueError) as err:  # reader errors (control characters) carry a position, no mark
+        position = getattr(err, "position", None)
+        line, column = _position(text, position) if isinstance(position, int) else (1, 1)
+        reason = getattr(err, "reason", None) or str(err).splitlines()[0]
+        return _fail(f"YAML error: {reason}", "remove the unprintable character", line, column)
     if root is None:
         return _fail("the file is empty", "write the document, or delete the file")
-    builder = _Builder(loader)
+    builder = _Builder()
     try:
         data = builder.build(root, (), 0)
     except _TooBig:
@@ -107,18 +130,27 @@ def _fail(message: str, fix: str, line: int | None = 1, column: int | None = 1) 
     return ParsedYaml(errors=[YamlError(message, fix, line, column)])
 
 
-def _flow_depth(text: str) -> int:
-    """Upper bound on flow nesting ([ and {), counted without parsing: cheap, and safe to overcount."""
-    depth = deepest = 0
-    for bracket in _FLOW_BRACKETS.findall(text):
-        depth = depth + 1 if bracket in "[{" else max(depth - 1, 0)
-        deepest = max(deepest, depth)
-    return deepest
+def _too_deep_at(text: str) -> int | None:
+    """Offset where nesting first exceeds MAX_DEPTH, judged without parsing (cheap; may overcount
+    brackets inside quotes, which no real release file nests 64 deep)."""
+    indicators = text.count("- ") + text.count("-\t") + text.count("? ") + text.count("?\t")
+    chain = _COMPACT_CHAIN.search(text) if indicators >= MAX_DEPTH else None
+    depth = 0
+    for bracket in _FLOW_BRACKETS.finditer(text):
+        depth = depth + 1 if bracket.group() in "[{" else max(depth - 1, 0)
+        if depth > MAX_DEPTH:
+            return bracket.start() if chain is None else min(bracket.start(), chain.start())
+    return chain.start() if chain else None
+
+
+def _position(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column (in characters) of a character offset."""
+    line_start = text.rfind("\n", 0, offset) + 1
+    return text.count("\n", 0, offset) + 1, offset - line_start + 1
 
 
 class _Builder:
-    def __init__(self, loader: CSafeLoader) -> None:
-        self.loader = loader
+    def __init__(self) -> None:
         self.errors: list[YamlError] = []
         self.count = 0
         self.open: set[int] = set()  # nodes on the current path, to catch recursive aliases
@@ -136,8 +168,12 @@ class _Builder:
             return None
         if isinstance(node, ScalarNode):
             return self.scalar(node, path)
-        if id(node) in self.open:
-            self.error(node, path, "an alias refers to the collection that contains it", "remove the alias")
+        if id(node) in self.open:  # the alias's own position is gone: report at its path
+            self.errors.append(YamlError("an alias refers to the collection that contains it", "remove the alias",
+                                         None, None, path))
+            return None
+        if node.ctag is not _UNTAGGED[type(node)] and node.tag not in _COLLECTION_TAGS:
+            self.error(node, path, f"unsupported tag {node.tag}", "remove the tag: plain YAML values only")
             return None
         self.open.add(id(node))
         try:
@@ -153,14 +189,16 @@ class _Builder:
         out: dict[str, Any] = {}
         first_line: dict[str, int] = {}
         for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                self.error(key_node, path, "merge keys (<<) are not supported", "write the keys out")
-                continue
-            if not isinstance(key_node, ScalarNode) or key_node.tag != _STR_TAG:
+            plain_key = key_node.ctag is _PLAIN
+            if not plain_key and (not isinstance(key_node, ScalarNode) or key_node.tag != _STR_TAG) or (
+                    plain_key and not key_node.style and not isinstance(resolve_plain(key_node.value), str)):
                 self.error(key_node, path, f"key {_preview(key_node)} is not text",
                            "use plain text keys (quote numbers, e.g. \"1\":)")
                 continue
             key = key_node.value
+            if key == "<<" and not key_node.style:
+                self.error(key_node, path, "merge keys (<<) are not supported", "write the keys out")
+                continue
             if key in out:
                 self.error(key_node, path + (key,), f"duplicate key {key!r} (first on line {first_line[key]})",
                            "remove one of them: with two values it is unclear which one applies", fatal=False)
@@ -170,16 +208,19 @@ class _Builder:
         return out
 
     def scalar(self, node: ScalarNode, path: YamlPath) -> Any:
-        if node.tag == _STR_TAG:
-            return node.value
-        if node.tag in _SCALAR_TAGS:
-            try:
-                return self.loader.construct_object(node)
-            except (YAMLError, ValueError, OverflowError) as err:
-                self.error(node, path, f"cannot read {node.value!r}: {err}", "write a plain value")
-                return None
-        self.error(node, path, f"unsupported tag {node.tag}", "remove the tag: plain YAML values only")
-        return None
+        if node.ctag is _PLAIN:
+            return node.value if node.style else resolve_plain(node.value)
+        tag = node.tag
+        if not tag.startswith(CORE):
+            self.error(node, path, f"unsupported tag {tag}", "remove the tag: plain YAML values only")
+            return None
+        try:
+            return construct_tagged(tag, node.value)
+        except ValueError as err:
+            kind = tag.removeprefix(CORE)
+            self.error(node, path, f"cannot read {node.value!r} as {kind}: {err}",
+                       f"write a valid {kind}, or remove the tag")
+            return None
 
 
 def _preview(node: Node) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import timezone
 
 from . import exit_codes
 from .main import add_format_argument, add_repo_argument
@@ -55,7 +56,8 @@ def _text(statuses) -> str:
             lines.append(f"  {m.model}")
             lines.append(f"    traffic   {_traffic(m)}")
             if m.candidate is not None:
-                since = m.stage_started_at.strftime("%Y-%m-%d %H:%M UTC") if m.stage_started_at else "?"
+                since = (m.stage_started_at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+                         if m.stage_started_at else "?")
                 share = m.weights.get(m.candidate, 0)
                 lines.append(f"    rollout   {m.strategy}, stage {m.stage}/{m.last_stage} ({share}% to the candidate), "
                              f"since {since}")

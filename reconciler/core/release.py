@@ -237,7 +237,7 @@ class Rollout(Frozen):
     def _default_stages(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("stages") is None:
             strategy = data.get("strategy", "canary")
-            if strategy in DEFAULT_STAGES:
+            if isinstance(strategy, str) and strategy in DEFAULT_STAGES:
                 return {**data, "stages": DEFAULT_STAGES[strategy]}
         return data
 

@@ -64,7 +64,7 @@ def _explain(model: type[BaseModel], path: YamlPath, err: dict[str, Any]) -> tup
         return f"unknown field `{name}`", f"{hint} (remove it or fix its spelling)"
     if kind == "value_error":
         return msg.removeprefix("Value error, "), "correct the value"
-    if kind.startswith("timezone"):
+    if kind.startswith("timezone") or (kind == "datetime_type" and hasattr(value, "isoformat")):
         shown = value.isoformat() if hasattr(value, "isoformat") else repr(value)
         return f"{msg}: {shown}", "write a time with a zone, e.g. 2026-11-20T09:00:00Z"
     if kind == "literal_error":

@@ -17,7 +17,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 class Frozen(BaseModel):
     """Base for every model: immutable, and unknown keys are errors (typos never pass silently)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
 
 
 def _checked(pattern: str, explain: Callable[[str], str]) -> Callable[[str], str]:
