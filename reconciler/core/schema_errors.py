@@ -75,9 +75,9 @@ def _explain(model: type[BaseModel], path: YamlPath, err: dict[str, Any]) -> tup
     shown = f", got {value!r}" if isinstance(value, (str, int, float, bool)) or value is None else ""
     if isinstance(value, str) and len(value) > 60:
         shown = f", got {value[:57]!r}..."
-    fix = "quote it as text, e.g. \"1.3.0\"" if kind == "string_type" and isinstance(value, (int, float)) \
-        else "correct the value"
-    return f"{msg}{shown}", fix
+    if kind == "string_type" and isinstance(value, (int, float)):
+        return f"{msg}{shown}", f"quote it so YAML reads it as text: \"{value}\""
+    return f"{msg}{shown}", "correct the value"
 
 
 def _fields_at(model: type[BaseModel], path: YamlPath) -> set[str]:

@@ -76,7 +76,7 @@ BAD_REPOSITORIES = [
                  [(REL, 43, 5, "bundle.serving.gpus", "schema", "valid integer", "correct the value")],
                  id="text where an integer belongs is a type error at the value's key"),
     pytest.param({REL: replace('version: "1.3.0"', "version: 1.3")},
-                 [(REL, 5, 1, "version", "schema", "valid string, got 1.3", 'quote it as text, e.g. "1.3.0"')],
+                 [(REL, 5, 1, "version", "schema", "valid string, got 1.3", 'quote it so YAML reads it as text: "1.3"')],
                  id="an unquoted version read as a number is a type error that says to quote it"),
     pytest.param({REL: replace("gpus: 4", "gpus:")},
                  [(REL, 43, 5, "bundle.serving.gpus", "schema", "valid integer, got None", "correct the value")],
