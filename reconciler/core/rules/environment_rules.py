@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Iterator
 
@@ -22,8 +23,6 @@ def _deployments(repo: Repository) -> Iterator[tuple[str, str, Environment, str,
 
 @rule("environment-name")
 def environment_name(repo: Repository) -> Iterator[Finding]:
-    import re
-
     for name, file in repo.environment_files.items():
         if not re.fullmatch(DNS_LABEL, name):
             yield Finding(Severity.ERROR, "environment-name", file, (),
@@ -141,7 +140,7 @@ def gate_metrics(repo: Repository) -> Iterator[Finding]:
         if missing:
             yield Finding(Severity.ERROR, "gate-metrics", file, ("models", model, "candidate"),
                           f"{model} {candidate.version} gates on {', '.join(missing)}, which this environment "
-                          f"has no query for", f"add them under metrics.queries, or change the release's gates")
+                          f"has no query for", "add them under metrics.queries, or change the release's gates")
 
 
 @rule("predeployment-gates")
