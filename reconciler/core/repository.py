@@ -20,10 +20,6 @@ def release_path(model: str, version: str) -> str:
     return f"releases/{model}/{version}.yaml"
 
 
-def environment_path(name: str) -> str:
-    return f"environments/{name}.yaml"
-
-
 @dataclass(frozen=True)
 class SourcedRelease:
     file: str
@@ -58,6 +54,3 @@ class Repository:
 
     def versions(self, model: str) -> list[str]:
         return sorted({v for (m, v) in self._index if m == model}, key=version_key)
-
-    def models(self) -> list[str]:
-        return sorted({m for (m, _) in self._index})

@@ -31,10 +31,10 @@ def _checked(pattern: str, explain: Callable[[str], str]) -> Callable[[str], str
     return check
 
 
-def checked_str(pattern: str, explain: Callable[[str], str], **schema: object) -> object:
+def checked_str(pattern: str, explain: Callable[[str], str]) -> object:
     """A str type validated by `pattern`, failing with `explain(value)`; the pattern goes to JSON Schema."""
     return Annotated[
-        str, AfterValidator(_checked(pattern, explain)), Field(json_schema_extra={"pattern": f"^(?:{pattern})$", **schema})
+        str, AfterValidator(_checked(pattern, explain)), Field(json_schema_extra={"pattern": f"^(?:{pattern})$"})
     ]
 
 

@@ -100,7 +100,7 @@ def rollout_bound_problems(rollout: Rollout) -> Iterator[Problem]:
         for j, gate in enumerate(stage.gates):
             yield from _prefixed(("stages", i, "gates", j), gate_bound_problems(gate))
     for k, trigger in enumerate(rollout.rollback_triggers):
-        yield from _prefixed(("rollback_triggers", k), _min_max(trigger, "trigger"))
+        yield from _prefixed(("rollback_triggers", k), trigger_bound_problems(trigger))
 
 
 def gate_bound_problems(gate: Gate) -> Iterator[Problem]:
@@ -116,10 +116,14 @@ def gate_bound_problems(gate: Gate) -> Iterator[Problem]:
                       f"{gate.max_ratio_to_stable:g}: no value can pass", "make the lower ratio smaller")
 
 
-def _min_max(item: Gate | RollbackTrigger, kind: str) -> Iterator[Problem]:
-    if isinstance(item, RollbackTrigger) and item.min is None and item.max is None:
-        yield Problem((), f"rollback trigger on {item.metric} has neither min nor max, so it never fires",
+def trigger_bound_problems(trigger: RollbackTrigger) -> Iterator[Problem]:
+    if trigger.min is None and trigger.max is None:
+        yield Problem((), f"rollback trigger on {trigger.metric} has neither min nor max, so it never fires",
                       "add `max:` (roll back above) and/or `min:` (roll back below)")
+    yield from _min_max(trigger, "trigger")
+
+
+def _min_max(item: Gate | RollbackTrigger, kind: str) -> Iterator[Problem]:
     if item.min is not None and item.max is not None and item.min >= item.max:
         yield Problem(("min",), f"{kind} on {item.metric}: min {item.min:g} >= max {item.max:g}",
                       "min must be below max")
