@@ -1,0 +1,1 @@
+"""Code that runs inside the serving pods: Python standard library only."""
