@@ -79,7 +79,7 @@ class Family:
 
 FAMILIES = (
     Family("chat", "meta-llama/Llama-3.1-70B-Instruct", "LlamaForCausalLM", "a100", 4, 141_107_412_992,
-           "model.safetensors.index.json", (1500, 1900), ("canary", "canary", "shadow"),
+           "model.tar", (1500, 1900), ("canary", "canary", "shadow"),
            ("assistant", "support-chat", "helpdesk", "concierge", "advisor", "agent"), "support",
            (("mt_bench", 7.6, 8.6), ("support_resolution_rate", 0.62, 0.80)), 0.3, 0.9, 1024, 16384, 48, "90s"),
     Family("code", "Qwen/Qwen2.5-Coder-7B", "Qwen2ForCausalLM", "a10g", 1, 15_231_233_024,
@@ -89,12 +89,12 @@ FAMILIES = (
            stop=("\\n\\n", "<|endoftext|>"), blocked=("secrets",), classifier=False, few_shot=False,
            replicas=(2, 6)),
     Family("small", "meta-llama/Llama-3.1-8B-Instruct", "LlamaForCausalLM", "a10g", 1, 16_060_522_496,
-           "model.safetensors.index.json", (420, 620), ("canary",),
+           "model.tar", (420, 620), ("canary",),
            ("classifier", "router", "triage", "tagger", "extractor"), "triage",
            (("mmlu", 0.64, 0.72), ("routing_accuracy", 0.88, 0.97)), 0.0, 1.0, 256, 8192, 96, "20s",
            classifier=False, replicas=(2, 5)),
     Family("large", "meta-llama/Llama-3.3-70B-Instruct", "LlamaForCausalLM", "h100", 2, 141_107_412_992,
-           "model.safetensors.index.json", (900, 1250), ("shadow", "canary"),
+           "model.tar", (900, 1250), ("shadow", "canary"),
            ("summarizer", "writer", "researcher", "analyst"), "summarize",
            (("mt_bench", 8.0, 8.9), ("rouge_l", 0.38, 0.48)), 0.5, 0.95, 2048, 32768, 32, "180s"),
     Family("mistral", "mistralai/Mistral-7B-Instruct-v0.3", "MistralForCausalLM", "l4", 1, 14_496_047_104,
@@ -326,7 +326,7 @@ def _release_text(rng: random.Random, model: ModelInfo, index: int, per_model: d
         lines.append(f"    stop: {_quoted_list(fam.stop)}")
     lines.append("  safety:")
     if fam.classifier:
-        _artifact(lines, "classifier", f"hf://meta-llama/Llama-Guard-3-8B@{per_model['guard']}",
+        _artifact(lines, "classifier", f"hf://meta-llama/Llama-Guard-3-1B@{per_model['guard']}/model.safetensors",
                   per_model["guard_sha"], indent="    ")
     lines += [
         f"    max_toxicity_score: {_num(0.8 if fam.kind == 'code' else 0.4, 1)}",

@@ -14,6 +14,7 @@ from . import exit_codes
 COMMANDS = {
     "validate": ("validate", "check every release and environment file; exit 1 on errors"),
     "status": ("status", "what runs where: stable, candidate, standby and stage per environment and model"),
+    "render": ("render", "write the Kubernetes and Istio manifests of an environment (for kubectl or Argo CD)"),
     "schema": ("schema", "write JSON Schemas for release and environment files (for editors and CI)"),
 }
 
@@ -34,6 +35,21 @@ def add_repo_argument(parser: argparse.ArgumentParser) -> None:
 def add_format_argument(parser: argparse.ArgumentParser, *choices: str) -> None:
     parser.add_argument("--format", choices=choices or ("text", "json"), default=(choices or ("text",))[0],
                         help="output format (default: %(default)s)")
+
+
+def load_valid_repository(path: Path, command: str):
+    """The loaded repository, or None after printing its errors to stderr (the caller exits 1)."""
+    from ..adapters.repo_loader import load_repository
+    from .reporters import finding_line
+
+    result = load_repository(path)
+    if not result.errors:
+        return result.repository
+    for finding in result.errors:
+        print(finding_line(finding), file=sys.stderr)
+    print(f"reconciler {command}: {len(result.errors)} error(s): run `reconciler validate` and fix them first",
+          file=sys.stderr)
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

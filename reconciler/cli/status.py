@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from datetime import timezone
 
 from . import exit_codes
-from .main import add_format_argument, add_repo_argument
+from .main import add_format_argument, add_repo_argument, load_valid_repository
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,18 +19,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..adapters.repo_loader import load_repository
     from ..core.status import repository_status
-    from .reporters import finding_line
 
-    result = load_repository(args.path)
-    if result.errors:
-        for finding in result.errors:
-            print(finding_line(finding), file=sys.stderr)
-        print(f"reconciler status: {len(result.errors)} error(s): run `reconciler validate` and fix them first",
-              file=sys.stderr)
+    repo = load_valid_repository(args.path, "status")
+    if repo is None:
         return exit_codes.FINDINGS
-    statuses = repository_status(result.repository)
+    statuses = repository_status(repo)
     if args.format == "json":
         print(json.dumps({"environments": [_env_dict(s) for s in statuses]}, indent=2))
     else:

@@ -114,6 +114,12 @@ class GpuPool(Frozen):
     gpus_per_node: int = Field(ge=1, le=64)
     min_nodes: int = Field(default=0, ge=0)
     max_nodes: int = Field(ge=1)
+    ami_type: Literal["AL2023_x86_64_NVIDIA", "AL2023_ARM_64_NVIDIA",
+                      "BOTTLEROCKET_x86_64_NVIDIA", "BOTTLEROCKET_ARM_64_NVIDIA"] = Field(
+        default="AL2023_x86_64_NVIDIA", description="an EKS AMI with NVIDIA drivers; ARM for Graviton GPU nodes")
+    capacity_type: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
+    disk_gib: int = Field(default=500, ge=20, le=16384,
+                          description="root volume per node; it holds the model cache of every version on the node")
 
     @property
     def max_gpus(self) -> int:

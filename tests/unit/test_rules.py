@@ -324,6 +324,22 @@ CASES = [
          "pool a100 needs 4 p4de.24xlarge nodes to run chat-assistant stable 1.2.0 (4 x 4 GPUs); "
          "chat-assistant standby 1.1.0 (4 x 4 GPUs) at once, but max_nodes is 3",
          (r"max_nodes: 3",)),
+    # object-names
+    Case("a model whose Service name would start with a digit",
+         both(copy(C20, "releases/2b-coder/2.0.0.yaml", set_(("model",), "2b-coder")),
+              edit(PROD, set_(("models", "2b-coder"), {"stable": "2.0.0", "pool": "a10g"}))),
+         "object-names", ERROR, PROD, "models.2b-coder",
+         "2b-coder would need a Service named '2b-coder' (8 characters), which is not a DNS-1035 label "
+         "(a letter first, at most 63 characters)",
+         (r"^models:", r"2b-coder:")),
+    Case("two models that would own the same Service",
+         both(copy(C20, "releases/code/2.0.0.yaml", set_(("model",), "code")),
+              copy(C20, "releases/code-v2-0-0/2.0.0.yaml", set_(("model",), "code-v2-0-0")),
+              edit(PROD, set_(("models", "code"), {"stable": "2.0.0", "pool": "a10g"}),
+                   set_(("models", "code-v2-0-0"), {"stable": "2.0.0", "pool": "a10g"}))),
+         "object-names", ERROR, PROD, "models.code-v2-0-0",
+         "code-v2-0-0 and code would both own the Service 'code-v2-0-0'",
+         (r"^models:", r"code-v2-0-0:")),
     # gate-metrics
     Case("a candidate gating on a metric the environment has no query for",
          edit(R13, append(("rollout", "stages", 1, "gates"), {"metric": "hallucination_rate", "max": 0.1})),
@@ -407,7 +423,7 @@ def test_every_registered_rule_has_a_case() -> None:
     assert set(RULES) == {c.rule for c in CASES}
     assert set(RULES) == {
         "release-location", "unique-version", "rollout-stages", "bounds", "lineage-parent", "environment-name",
-        "gpu-pools", "pointers", "stage", "gpu-placement", "capacity", "gate-metrics", "predeployment-gates",
+        "gpu-pools", "pointers", "stage", "gpu-placement", "capacity", "object-names", "gate-metrics", "predeployment-gates",
         "approvals"}
 
 

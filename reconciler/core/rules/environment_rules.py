@@ -12,6 +12,7 @@ from ..predeployment import evaluate_predeployment
 from ..release import Release
 from ..repository import Repository
 from ..traffic import POINTERS, live_releases, pool_demand
+from ..naming import is_service_name, service_names
 from ..types import DNS_LABEL
 from . import rule
 
@@ -127,6 +128,27 @@ def capacity(repo: Repository) -> Iterator[Finding]:
                               f"pool {pool.name} needs {demand.nodes} {pool.instance_type} nodes to run "
                               f"{'; '.join(demand.needs)} at once, but max_nodes is {pool.max_nodes}",
                               f"raise max_nodes to at least {demand.nodes}, lower replicas, or retire a standby")
+
+
+@rule("object-names")
+def object_names(repo: Repository) -> Iterator[Finding]:
+    """The cluster objects of an environment get valid, distinct names (a Service is a DNS-1035 label)."""
+    for name, env in repo.environments.items():
+        file, owners = repo.environment_files[name], {}
+        for model, dep in sorted(env.models.items()):
+            services = service_names(model, dep.live_versions())
+            invalid = [s for s in services if not is_service_name(s)]
+            if invalid:
+                yield Finding(Severity.ERROR, "object-names", file, ("models", model),
+                              f"{model} would need a Service named {invalid[0]!r} ({len(invalid[0])} characters), "
+                              "which is not a DNS-1035 label (a letter first, at most 63 characters)",
+                              "use a shorter model name that starts with a letter")
+                continue
+            for service in services:
+                if owners.setdefault(service, model) != model:
+                    yield Finding(Severity.ERROR, "object-names", file, ("models", model),
+                                  f"{model} and {owners[service]} would both own the Service {service!r}",
+                                  "rename one of the models")
 
 
 @rule("gate-metrics")
