@@ -62,19 +62,20 @@ def _routes(host: str, split: TrafficSplit, timeouts: dict[str, timedelta], gate
         base["uri"] = {"prefix": prefix}
         extra["rewrite"] = {"uri": "/"}
     origin = "mesh" if prefix is None else "gateway"
+    versions = sorted(split.weights, key=version_key)  # pointer moves change numbers, not order
     routes = [
         {"name": f"{origin}-pinned-{subset_name(v)}",
          "match": [{**base, "headers": {VERSION_HEADER: {"exact": version_label(v)}}}],
          **extra,
          "route": [{"destination": _destination(host, v)}],
          "timeout": istio_duration(timeouts[v])}
-        for v in split.weights
+        for v in versions
     ]
     weighted: dict[str, Any] = {
         "name": f"{origin}-weighted",
         "match": [base],
         **extra,
-        "route": [{"destination": _destination(host, v), "weight": w} for v, w in split.weights.items()],
+        "route": [{"destination": _destination(host, v), "weight": split.weights[v]} for v in versions],
         "timeout": istio_duration(max(timeouts[v] for v, w in split.weights.items() if w > 0)),
     }
     if split.mirror is not None:
