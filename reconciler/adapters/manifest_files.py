@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.scalarstring import LiteralScalarString
+from ruamel.yaml.nodes import ScalarNode
+from ruamel.yaml.resolver import VersionedResolver
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString, LiteralScalarString
 
 MARKER = ".sluice-render"
 KIND_ORDER = {"Namespace": 0, "ConfigMap": 1, "Service": 2, "Deployment": 3, "PodDisruptionBudget": 4,
@@ -26,14 +28,22 @@ class NotRenderDirectory(Exception):
     """The output directory has files Sluice did not write; refuse rather than delete them."""
 
 
+_YAML_1_1 = VersionedResolver(version=(1, 1))
+_PLAIN = (True, False)
+
+
 def _readable(value: Any) -> Any:
-    """Multi-line strings (JSON documents in ConfigMaps) as YAML block literals."""
+    """Multi-line strings (JSON documents in ConfigMaps) as block literals, and text that a YAML 1.1
+    reader (kubectl, Argo CD) would take for something else quoted: `on`, `yes`, `1_000`, `1:30`."""
     if isinstance(value, dict):
-        return {k: _readable(v) for k, v in value.items()}
+        return {_readable(k): _readable(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_readable(v) for v in value]
-    if isinstance(value, str) and "\n" in value:
-        return LiteralScalarString(value)
+    if isinstance(value, str):
+        if "\n" in value:
+            return LiteralScalarString(value)
+        if _YAML_1_1.resolve(ScalarNode, value, _PLAIN) != "tag:yaml.org,2002:str":
+            return DoubleQuotedScalarString(value)
     return value
 
 

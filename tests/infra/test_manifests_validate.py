@@ -160,11 +160,8 @@ def test_quoted_numbers_and_empty_strings_stay_strings(rendered_stream: dict[str
     assert docs["Deployment/chat-assistant-v1-3-0"]["spec"]["replicas"] == 1  # and integers stay integers
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "reconciler/adapters/manifest_files.py dumps YAML 1.2 without quoting YAML 1.1 booleans: a namespace "
-    "named `on` (valid, accepted by validate) is written as `name: on`, which kubectl/Argo CD (go-yaml v2) "
-    "and PyYAML read as true"))
 def test_a_yaml_1_1_boolean_word_is_quoted(tmp_path: Path) -> None:
+    """kubectl and Argo CD read YAML 1.1, where an unquoted `on` is true."""
     repo = copy_example(tmp_path / "repo")
     env_file = repo / "environments" / "staging.yaml"
     env_file.write_text(env_file.read_text().replace("namespace: llm-serving", 'namespace: "on"'))
@@ -172,8 +169,8 @@ def test_a_yaml_1_1_boolean_word_is_quoted(tmp_path: Path) -> None:
     assert code == 0, err
     expected = load_desired_state(repo, "staging").manifests()
     assert expected[0]["metadata"]["name"] == "on"
-    assert load_stream(out) == expected  # YAML 1.2 reads it back fine...
-    assert [d for d in yaml11.safe_load_all(out) if d] == expected  # ...YAML 1.1 sees `name: true`
+    assert load_stream(out) == expected  # YAML 1.2 reads it back...
+    assert [d for d in yaml11.safe_load_all(out) if d] == expected  # ...and so does YAML 1.1 (kubectl)
 
 
 # --- negative controls: the same checks reject broken copies ------------------------------------------
