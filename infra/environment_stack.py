@@ -14,7 +14,8 @@ def deploy(state: DesiredState, config: pulumi.Config) -> None:
     for pool in state.node_pools:
         GpuNodePool(pool, access, on_aws)
     on_cluster = pulumi.ResourceOptions(providers=[access.kubernetes])
-    namespace = ServingNamespace(state.namespace["metadata"]["name"], state.namespace, state.fetcher, on_cluster)
+    namespace = ServingNamespace(state.namespace["metadata"]["name"], state.namespace,
+                                 [state.fetcher, state.environment_config], on_cluster)
     in_namespace = pulumi.ResourceOptions(providers=[access.kubernetes], depends_on=[namespace])
     for model in state.models:
         config_maps = ReleaseConfig(model, in_namespace)

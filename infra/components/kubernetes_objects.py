@@ -33,12 +33,12 @@ def kubernetes_object(resource_name: str, manifest: Manifest, opts: pulumi.Resou
 
 
 class ServingNamespace(pulumi.ComponentResource):
-    """The namespace (with Istio sidecar injection) and the bundle fetch script its pods share."""
+    """The namespace (with Istio sidecar injection), the bundle fetch script its pods share, and the
+    environment's policy (what the policy pack judges releases against)."""
 
-    def __init__(self, name: str, namespace: Manifest, fetcher: Manifest, opts: pulumi.ResourceOptions) -> None:
+    def __init__(self, name: str, namespace: Manifest, shared: list[Manifest], opts: pulumi.ResourceOptions) -> None:
         super().__init__("sluice:serving:ServingNamespace", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        self.namespace = kubernetes_object(name, namespace, child)
-        self.fetcher = kubernetes_object(fetcher["metadata"]["name"], fetcher,
-                                         pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]))
+        self.namespace = kubernetes_object(name, namespace, pulumi.ResourceOptions(parent=self))
+        in_namespace = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
+        self.config_maps = [kubernetes_object(m["metadata"]["name"], m, in_namespace) for m in shared]
         self.register_outputs({})

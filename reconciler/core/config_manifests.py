@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .environment import Policy
 from .naming import FETCHER_CONFIG_MAP, pod_labels, stack_name
 from .release import Release
 from .serving_manifests import Manifest, bundle_dir, bundle_files, metadata
@@ -31,9 +32,19 @@ def config_map(name: str, namespace: str, labels: dict[str, str], data: dict[str
     return manifest
 
 
-def release_config(release: Release, namespace: str) -> Manifest:
+def without_secrets(release: Release) -> dict[str, Any]:
+    """The release as JSON, minus notification URLs: a webhook URL is a credential, and pods never notify."""
+    data = release.model_dump(mode="json")
+    for target in data["rollout"]["notify"]:
+        scheme, _, rest = target["url"].partition("://")
+        target["url"] = f"{scheme}://{rest.split('/')[0]}/redacted"
+    return data
+
+
+def release_config(release: Release, namespace: str, first_release: bool) -> Manifest:
+    """`release.json` is what the policy pack judges; `first_release` says a missing parent is expected."""
     manifest = {"full_id": release.full_id, "bundle_digest": release.bundle_digest(),
-                **release.model_dump(mode="json")}
+                "first_release": first_release, "release": without_secrets(release)}
     fetch_list = {"release": release.full_id, "artifacts": bundle_files(release)}
     return config_map(f"{stack_name(release.model, release.version)}-release", namespace,
                       pod_labels(release.model, release.version),
@@ -67,6 +78,12 @@ def pointer_config(model: str, namespace: str, versions: dict[str, str], split: 
         "standby_version": versions.get("standby", ""),
     }
     return config_map(f"{model}-pointer", namespace, {"app": model}, data)
+
+
+def environment_config(environment: str, namespace: str, policy: Policy) -> Manifest:
+    """The environment's name and policy (protection, approvers, pre-deployment limits), for the policy pack."""
+    return config_map("sluice-environment", namespace, {"app.kubernetes.io/name": "sluice"},
+                      {"environment": environment, "policy.json": as_json(policy.model_dump(mode="json"))})
 
 
 def fetcher_config(namespace: str, script: str) -> Manifest:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .config_manifests import fetcher_config, pointer_config, release_config, runtime_config
+from .config_manifests import environment_config, fetcher_config, pointer_config, release_config, runtime_config
 from .environment import Cluster, Environment, GpuPool
 from .naming import GPU_TAINT, MANAGED_BY, POOL_LABEL, pod_labels, stack_name
 from .release import Release
@@ -19,6 +19,7 @@ from .repository import Repository
 from .route_manifests import destination_rule, virtual_service
 from .serving_manifests import Manifest, deployment, disruption_budget, service
 from .traffic import TrafficSplit, live_releases, pool_demand, traffic_split
+from .types import version_key
 
 
 @dataclass(frozen=True)
@@ -86,12 +87,14 @@ class DesiredState:
     cluster: Cluster
     namespace: Manifest
     fetcher: Manifest
+    environment_config: Manifest
     node_pools: tuple[NodePool, ...]
     models: tuple[ModelState, ...]
 
     def manifests(self) -> list[Manifest]:
         """Every Kubernetes and Istio object, in an order `kubectl apply` accepts."""
-        return [self.namespace, self.fetcher, *(m for model in self.models for m in model.manifests())]
+        return [self.namespace, self.fetcher, self.environment_config,
+                *(m for model in self.models for m in model.manifests())]
 
     def outputs(self) -> dict[str, Any]:
         return {model.model: model.outputs() for model in self.models}
@@ -115,7 +118,11 @@ def desired_state(repo: Repository, environment: str, fetch_script: str) -> Desi
     namespace_manifest = {"apiVersion": "v1", "kind": "Namespace",
                           "metadata": {"name": namespace, "labels": {"istio-injection": "enabled", **MANAGED_BY}}}
     return DesiredState(environment, env.cluster, namespace_manifest, fetcher_config(namespace, fetch_script),
-                        pools, models)
+                        environment_config(environment, namespace, env.policy), pools, models)
+
+
+def _is_first(repo: Repository, release: Release) -> bool:
+    return all(version_key(v) >= version_key(release.version) for v in repo.versions(release.model))
 
 
 def _model_state(repo: Repository, env: Environment, model: str) -> ModelState:
@@ -128,7 +135,7 @@ def _model_state(repo: Repository, env: Environment, model: str) -> ModelState:
     split = traffic_split(dep, candidate)
     ns = env.namespace
     stacks = tuple(
-        ServingStack(release, release_config(release, ns), runtime_config(release, ns),
+        ServingStack(release, release_config(release, ns, _is_first(repo, release)), runtime_config(release, ns),
                      deployment(release, dep, ns), service(stack_name(model, release.version), ns,
                                                            pod_labels(model, release.version)),
                      disruption_budget(release, ns))

@@ -75,7 +75,7 @@ def test_stdout_is_one_yaml_stream_of_every_object(capsys: pytest.CaptureFixture
     assert out.splitlines()[1] == "---"
     docs = load_all(out)
     state = load_desired_state(example_repo, environment)
-    assert len(docs) == len(state.manifests()) == {"staging": 30, "prod": 25}[environment]
+    assert len(docs) == len(state.manifests()) == {"staging": 31, "prod": 26}[environment]
     assert docs[0] == {"apiVersion": "v1", "kind": "Namespace",
                        "metadata": {"name": "llm-serving", "labels": {"istio-injection": "enabled",
                                                                        "app.kubernetes.io/managed-by": "sluice"}}}
@@ -89,7 +89,7 @@ def test_render_defaults_to_the_current_directory(capsys: pytest.CaptureFixture[
     monkeypatch.chdir(example_repo)
     code, out, _ = run(capsys, "render", "-e", "staging")
     assert code == 0
-    assert len(load_all(out)) == 30
+    assert len(load_all(out)) == 31
 
 
 def test_python_dash_m_reconciler_render_pipes_yaml_only(example_repo: Path) -> None:
@@ -108,12 +108,12 @@ def test_out_writes_one_file_per_object_and_the_marker(capsys: pytest.CaptureFix
     out_dir = tmp_path / "deploy" / "staging"  # parents do not exist yet
     code, out, err = run(capsys, "render", "--environment", "staging", "--out", str(out_dir), str(example_repo))
     assert code == 0
-    assert out.strip() == f"reconciler render: wrote 30 manifests for staging to {out_dir}"
+    assert out.strip() == f"reconciler render: wrote 31 manifests for staging to {out_dir}"
     assert err.strip() == POOL_NOTE
     written = files(out_dir)
     assert MARKER in written
     names = sorted(set(written) - {MARKER})
-    assert len(names) == 30
+    assert len(names) == 31
     assert names[:2] == ["0-namespace-llm-serving.yaml", "1-configmap-chat-assistant-pointer.yaml"]
     assert names[-4:] == ["5-destinationrule-chat-assistant.yaml", "5-destinationrule-code-completion.yaml",
                           "6-virtualservice-chat-assistant.yaml", "6-virtualservice-code-completion.yaml"]
@@ -138,7 +138,7 @@ def test_out_is_deterministic(capsys: pytest.CaptureFixture[str], example_repo: 
     for out_dir in (first, second, first):  # into a new directory, another, and over a previous render
         assert run(capsys, "render", "-e", "prod", "--out", str(out_dir), str(example_repo))[0] == 0
     assert files(first) == files(second)
-    assert len(files(first)) == 25 + 1
+    assert len(files(first)) == 26 + 1
 
 
 def test_out_into_an_existing_empty_directory(capsys: pytest.CaptureFixture[str], example_repo: Path,
@@ -146,7 +146,7 @@ def test_out_into_an_existing_empty_directory(capsys: pytest.CaptureFixture[str]
     out_dir = tmp_path / "empty"
     out_dir.mkdir()
     assert run(capsys, "render", "-e", "prod", "--out", str(out_dir), str(example_repo))[0] == 0
-    assert len(list(out_dir.glob("*.yaml"))) == 25 and (out_dir / MARKER).exists()
+    assert len(list(out_dir.glob("*.yaml"))) == 26 and (out_dir / MARKER).exists()
 
 
 def test_rerender_after_retiring_the_standby_removes_its_files(capsys: pytest.CaptureFixture[str],
@@ -160,7 +160,7 @@ def test_rerender_after_retiring_the_standby_removes_its_files(capsys: pytest.Ca
     mutate_yaml(example_repo / PROD, lambda data: data["models"]["chat-assistant"].pop("standby"))
     code, out, err = run(capsys, "render", "-e", "prod", "--out", str(out_dir), str(example_repo))
     assert code == 0, err
-    assert "wrote 20 manifests for prod" in out
+    assert "wrote 21 manifests for prod" in out
     after = set(files(out_dir))
     assert after == before - stack_files("chat-assistant-v1-1-0")
     assert not any("v1-1-0" in name for name in after)

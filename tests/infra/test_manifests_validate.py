@@ -144,7 +144,7 @@ def test_configmap_json_documents_are_block_literals_and_survive(rendered_stream
                 json_values += 1
             if "\n" in value:  # readable in a diff: `key: |` then the document, not one escaped line
                 assert f"\n  {data_key}: |\n" in sources[name], (name, data_key)
-    assert json_values == 4 * 6  # release, bundle and 4 runtime documents for each of the 4 live versions
+    assert json_values == 4 * 6 + 1  # release, bundle and 4 runtime documents per live version (4), and policy.json
     assert '"{\\n' not in text  # no JSON document squeezed into one double-quoted, escaped line
 
 

@@ -353,7 +353,7 @@ def test_no_two_objects_share_a_name_in_a_generated_fleet(fleet: Repository) -> 
         desired = state(fleet, environment)
         keys = by_key(desired)
         stacks = sum(len(m.stacks) for m in desired.models)
-        assert len(keys) == 2 + 5 * stacks + 4 * len(desired.models)  # namespace, fetcher; per stack; per model
+        assert len(keys) == 3 + 5 * stacks + 4 * len(desired.models)  # namespace, fetcher, environment; per stack, per model
         for ms in desired.models:
             check_split(desired, ms.model, dict(ms.split.weights), ms.split.mirror)
 
