@@ -15,6 +15,7 @@ COMMANDS = {
     "validate": ("validate", "check every release and environment file; exit 1 on errors"),
     "status": ("status", "what runs where: stable, candidate, standby and stage per environment and model"),
     "render": ("render", "write the Kubernetes and Istio manifests of an environment (for kubectl or Argo CD)"),
+    "preview": ("preview", "offline preview: the program under mocks, judged by the policy pack over gRPC"),
     "schema": ("schema", "write JSON Schemas for release and environment files (for editors and CI)"),
 }
 

@@ -1,0 +1,89 @@
+"""An offline preview: the program under the SDK's mocks, its resources judged by the policy pack
+over gRPC, and (with a base ref) what would be created, changed or deleted against that ref.
+
+For reviewers and CI without cloud credentials or a Pulumi backend. It is not a cloud preview:
+nothing is read from AWS or the cluster, and the real engine would pass provider-checked inputs
+(with defaults added) where this passes the program's own.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..core.resource_diff import Change, PlannedResource, diff_resources
+from .offline_engine import RecordedResource, run_program
+from .policy_client import Diagnostic, PolicyPack
+
+PROJECT = "sluice"
+
+
+class BaseRefError(ValueError):
+    """The base ref cannot be read from git."""
+
+
+@dataclass
+class PreviewResult:
+    environment: str
+    resources: list[RecordedResource]
+    diagnostics: list[Diagnostic]
+    policy_count: int
+    base: str | None = None
+    changes: list[Change] | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def mandatory(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.mandatory]
+
+
+def planned(resources: list[RecordedResource]) -> list[PlannedResource]:
+    return [PlannedResource(r.type, r.name, r.inputs, r.custom) for r in resources]
+
+
+def run_offline(root: Path, environment: str, preview: bool = True) -> list[RecordedResource]:
+    return run_program(root / "infra", project=PROJECT, stack=environment, config={"environment": environment},
+                       preview=preview).resources
+
+
+def export_base(root: Path, ref: str, dest: Path) -> None:
+    """The base ref's releases and environments, with this checkout's program, into `dest`."""
+    listed = subprocess.run(["git", "-C", str(root), "ls-tree", "--name-only", ref, "--", "releases", "environments"],
+                            capture_output=True, text=True)
+    if listed.returncode != 0:
+        raise BaseRefError(f"cannot read {ref!r} from git in {root}: {listed.stderr.strip()}")
+    folders = listed.stdout.split()
+    if folders:
+        archive = subprocess.run(["git", "-C", str(root), "archive", "--format=tar", ref, "--", *folders],
+                                 capture_output=True, check=True)
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            tar.extractall(dest, filter="data")
+    for folder in ("releases", "environments"):
+        (dest / folder).mkdir(exist_ok=True)
+    shutil.copytree(root / "infra", dest / "infra", ignore=shutil.ignore_patterns("__pycache__"))
+
+
+def offline_preview(root: Path, environment: str, base: str | None = None) -> PreviewResult:
+    started = time.perf_counter()
+    resources = run_offline(root, environment)
+    timings = {"program": time.perf_counter() - started}
+    changes = None
+    if base is not None:
+        with tempfile.TemporaryDirectory(prefix="sluice-base-") as tmp:
+            export_base(root, base, Path(tmp))
+            exists = (Path(tmp) / "environments" / f"{environment}.yaml").exists()  # else: all of it is new
+            base_resources = run_offline(Path(tmp), environment) if exists else []
+        changes = diff_resources(planned(base_resources), planned(resources))
+        timings["base program"] = time.perf_counter() - started - timings["program"]
+    pack_started = time.perf_counter()
+    with PolicyPack(root / "policies", project=PROJECT, stack=environment) as pack:
+        policy_count = len(pack.info().policies)
+        diagnostics = pack.analyze(resources)
+    timings["policy pack"] = time.perf_counter() - pack_started
+    return PreviewResult(environment, resources, diagnostics, policy_count, base, changes, timings)

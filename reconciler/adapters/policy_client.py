@@ -1,0 +1,151 @@
+"""Talk to the CrossGuard policy pack over its real gRPC protocol, as the Pulumi engine does.
+
+The pack is started exactly as the engine starts it (`python -u -m pulumi.policy <engine address>
+<pack dir>`): it binds 127.0.0.1:0 and prints its port as the first line on stdout. The resources
+recorded by the offline engine are sent with `Analyze` (one per resource) and `AnalyzeStack` (all
+at once); values the engine would not know yet travel as its unknown sentinel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from .offline_engine import RecordedResource
+
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's wire value for "known after apply"
+START_TIMEOUT_SECONDS = 30.0
+
+
+class PolicyPackError(RuntimeError):
+    """The pack did not start or answer; the message carries its stderr."""
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    policy: str
+    message: str
+    mandatory: bool
+    urn: str
+
+
+def wire_value(value: Any) -> Any:
+    """Plain JSON-like data for a protobuf Struct, with pulumi's Unknown as the engine's sentinel."""
+    if isinstance(value, dict):
+        return {k: wire_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [wire_value(v) for v in value]
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    return UNKNOWN  # pulumi.output.Unknown and anything else not yet resolved
+
+
+class PolicyPack:
+    """A running pack process and a channel to it; use as a context manager."""
+
+    def __init__(self, pack_dir: Path, *, project: str, stack: str, dry_run: bool = True,
+                 config: dict[str, str] | None = None) -> None:
+        env = {**os.environ, "PULUMI_PROJECT": project, "PULUMI_STACK": stack,
+               "PULUMI_DRY_RUN": "true" if dry_run else "false", "PULUMI_CONFIG": json.dumps(config or {})}
+        self._process = subprocess.Popen(
+            [sys.executable, "-u", "-m", "pulumi.policy", "127.0.0.1:0", str(pack_dir)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=Path(pack_dir).parent)
+        self._stderr: list[str] = []
+        threading.Thread(target=self._drain_stderr, daemon=True).start()
+        port = self._read_port()
+        import grpc
+        from pulumi.runtime.proto import analyzer_pb2_grpc
+
+        self._channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        self._stub = analyzer_pb2_grpc.AnalyzerStub(self._channel)
+
+    def _drain_stderr(self) -> None:
+        assert self._process.stderr is not None
+        for line in self._process.stderr:
+            self._stderr.append(line)
+
+    def _read_port(self) -> int:
+        assert self._process.stdout is not None
+        result: list[str] = []
+        reader = threading.Thread(target=lambda: result.append(self._process.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(START_TIMEOUT_SECONDS)
+        line = result[0].strip() if result else ""
+        if not line.isdigit():
+            self.close()
+            raise PolicyPackError(f"the policy pack did not start (first line {line!r}):\n{''.join(self._stderr)}")
+        return int(line)
+
+    def __enter__(self) -> PolicyPack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        channel = getattr(self, "_channel", None)
+        if channel is not None:
+            channel.close()
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        for stream in (self._process.stdout, self._process.stderr):
+            if stream is not None:
+                stream.close()
+
+    def info(self) -> Any:
+        from google.protobuf import empty_pb2
+
+        return self._stub.GetAnalyzerInfo(empty_pb2.Empty())
+
+    def configure(self, policy_config: dict[str, dict[str, Any]]) -> None:
+        """CrossGuard's per-stack config: {"route-weights": {"enforcementLevel": "advisory"}}."""
+        from google.protobuf import struct_pb2
+        from pulumi.runtime.proto import analyzer_pb2
+
+        levels = {"advisory": analyzer_pb2.ADVISORY, "mandatory": analyzer_pb2.MANDATORY,
+                  "disabled": analyzer_pb2.DISABLED}
+        config = {}
+        for name, settings in policy_config.items():
+            properties = struct_pb2.Struct()
+            properties.update({k: v for k, v in settings.items() if k != "enforcementLevel"})
+            config[name] = analyzer_pb2.PolicyConfig(
+                enforcementLevel=levels[settings.get("enforcementLevel", "advisory")], properties=properties)
+        self._stub.Configure(analyzer_pb2.ConfigureAnalyzerRequest(policyConfig=config))
+
+    def analyze(self, resources: Iterable[RecordedResource]) -> list[Diagnostic]:
+        """`Analyze` for each custom resource, then `AnalyzeStack` over all of them."""
+        from google.protobuf import struct_pb2
+        from pulumi.runtime.proto import analyzer_pb2
+
+        custom = [r for r in resources if r.custom]
+        diagnostics: list[Diagnostic] = []
+        stack_resources = []
+        for resource in custom:
+            properties = struct_pb2.Struct()
+            properties.update(wire_value(resource.inputs))
+            request = analyzer_pb2.AnalyzeRequest(type=resource.type, properties=properties, urn=resource.urn,
+                                                  name=resource.name)
+            diagnostics += _diagnostics(self._stub.Analyze(request).diagnostics, resource.urn)
+            stack_resources.append(analyzer_pb2.AnalyzerResource(
+                type=resource.type, properties=properties, urn=resource.urn, name=resource.name,
+                parent=resource.parent))
+        response = self._stub.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=stack_resources))
+        return diagnostics + _diagnostics(response.diagnostics, "")
+
+
+def _diagnostics(raw: Iterable[Any], default_urn: str) -> list[Diagnostic]:
+    from pulumi.runtime.proto import analyzer_pb2
+
+    return [Diagnostic(d.policyName, d.message.removeprefix(f"{d.description}\n"),
+                       d.enforcementLevel == analyzer_pb2.MANDATORY, d.urn or default_urn) for d in raw]
