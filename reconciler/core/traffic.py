@@ -69,6 +69,18 @@ class PoolDemand:
         return self.nodes <= self.pool.max_nodes
 
 
+def nodes_needed(replicas: int, gpus_per_replica: int, gpus_per_node: int) -> int | None:
+    """Nodes one version needs on its own; None when a replica does not fit on a node.
+
+    Example: 3 replicas of 4 GPUs on 8-GPU nodes -> 2 replicas per node -> ceil(3 / 2) = 2 nodes.
+    Shared by the `capacity` rule (from the repository) and the policy pack (from the planned objects).
+    """
+    if gpus_per_replica <= 0:
+        return None
+    per_node = gpus_per_node // gpus_per_replica
+    return ceil(replicas / per_node) if per_node else None
+
+
 def pool_demand(repo: Repository, env: Environment) -> list[PoolDemand]:
     """Nodes per pool for stable + candidate + standby of every model on it.
 
@@ -87,9 +99,9 @@ def pool_demand(repo: Repository, env: Environment) -> list[PoolDemand]:
             continue
         for pointer, release in live_releases(repo, model, dep):
             serving = release.bundle.serving
-            per_node = entry.pool.gpus_per_node // serving.gpus
-            if serving.gpu_type != entry.pool.gpu_type or per_node == 0:
+            nodes = nodes_needed(dep.replicas, serving.gpus, entry.pool.gpus_per_node)
+            if serving.gpu_type != entry.pool.gpu_type or nodes is None:
                 continue
-            entry.nodes += ceil(dep.replicas / per_node)
+            entry.nodes += nodes
             entry.needs.append(f"{model} {pointer} {release.version} ({dep.replicas} x {serving.gpus} GPUs)")
     return demand

@@ -210,8 +210,13 @@ def policy_problems(policy: Policy) -> Iterator[Problem]:
 
 def approval_problems(release: Release, policy: Policy) -> Iterator[Problem]:
     """Example: 2 required, approvals by a@x (allowed), a@x again, z@x (not allowed) -> 1 of 2."""
+    return approver_problems(release.full_id, [a.by for a in release.lineage.approvals], policy)
+
+
+def approver_problems(full_id: str, by: list[str], policy: Policy) -> Iterator[Problem]:
+    """`approval_problems` on the approvers' addresses alone, for callers holding a release document
+    (the policy pack) rather than a whole `Release`."""
     allowed = set(policy.allowed_approvers)
-    by = [a.by for a in release.lineage.approvals]
     strangers = sorted(set(by) - allowed)
     counted = {b for b in by if b in allowed}
     if len(counted) < policy.required_approvals:
@@ -222,5 +227,5 @@ def approval_problems(release: Release, policy: Policy) -> Iterator[Problem]:
         remaining = sorted(allowed - counted)
         fix = (f"get approvals from {missing} more of: {', '.join(remaining)}" if len(remaining) >= missing
                else "not enough people may approve: add allowed_approvers to the environment's policy")
-        yield Problem(("approvals",), f"{release.full_id} has {len(counted)} of {policy.required_approvals} "
+        yield Problem(("approvals",), f"{full_id} has {len(counted)} of {policy.required_approvals} "
                       f"required approvals from allowed approvers{note}", fix)
