@@ -508,9 +508,9 @@ def test_approvals_missing_and_unknown(prod: list[Any]) -> None:
 def test_pools_hold_every_live_version(prod: list[Any]) -> None:
     small = with_inputs(prod, "NodeGroup", "a100", lambda g: g["scalingConfig"].update(maxSize=3.0))
     assert only(violations("gpu-capacity", small)) == (
-        f"prod: GPU pool a100: needs 4 nodes of 8 GPUs to run every live version at once (Deployment "
-        f"chat-assistant-v1-2-0 ({STABLE}): 4 x 4 GPUs = 2 nodes; Deployment chat-assistant-v1-1-0 "
-        "(chat-assistant/v1.1.0-3e8f02b7c611): 4 x 4 GPUs = 2 nodes), but its node group may grow to 3; fix: raise "
+        "prod: GPU pool a100: needs 4 nodes of 8 GPUs to run every live version at once (Deployment "
+        "chat-assistant-v1-1-0 (chat-assistant/v1.1.0-3e8f02b7c611): 4 x 4 GPUs = 2 nodes; Deployment "
+        f"chat-assistant-v1-2-0 ({STABLE}): 4 x 4 GPUs = 2 nodes), but its node group may grow to 3; fix: raise "
         "max_nodes of the pool in environments/prod.yaml to at least 4, lower replicas, or retire a standby")
 
 

@@ -95,7 +95,7 @@ def gpu_capacity(plan: Plan) -> Iterator[PolicyResult]:
             undecided.add(name)
         else:
             pools.setdefault(pool.name, pool)
-    for deployment in plan.serving_deployments():
+    for deployment in sorted(plan.serving_deployments(), key=lambda d: d.label):  # stable messages
         who = subject(deployment, env)
         demand, gaps = attempt(who, "serving pods select a pool and set GPU limits (see gpu-scheduling)",
                                deployment.urn, partial(_demand, deployment))

@@ -364,11 +364,13 @@ class Pointer:
 class Plan:
     """The planned resources of one stack, with the lookups the stack rules share.
 
-    Parsed documents are cached per plan; a plan is built per AnalyzeStack call.
+    Parsed documents are cached per plan; a plan is built per AnalyzeStack call. Resources are kept
+    in URN order, so results (and the order of what a message lists) do not depend on the order in
+    which the program happened to register them.
     """
 
     def __init__(self, resources: Iterable[PlannedResource]) -> None:
-        self.resources = tuple(resources)
+        self.resources = tuple(sorted(resources, key=lambda r: r.urn))
 
     @cached_property
     def stack(self) -> str:

@@ -21,25 +21,29 @@ from . import Scope, policy
 from .resources import PlannedResource, get, is_unknown, typed, UnknownValue
 from .results import PolicyResult, guarded, violation
 
-SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("an AWS access key id", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
-    ("a private key", re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")),
-    ("a GitHub token", re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b|\bgithub_pat_[A-Za-z0-9_]{22,}")),
-    ("a Slack token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
-    ("a Slack webhook URL", re.compile(r"hooks\.slack\.com/services/T[A-Za-z0-9]+/B[A-Za-z0-9]+/[A-Za-z0-9]+")),
-    ("a Hugging Face token", re.compile(r"\bhf_[A-Za-z0-9]{30,}\b")),
-    ("an OpenAI-style API key", re.compile(r"\bsk-(?:proj-|ant-|live-)?[A-Za-z0-9_-]{20,}")),
-    ("a JSON web token", re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}")),
-    ("a bearer token", re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/-]{20,}=*")),
-)
+# (kind, patterns): each pattern starts with a literal, so the regex engine can skip to candidates
+# fast; a match must also start a word (not preceded by a letter, digit or "_"), checked in code.
+SHAPES: tuple[tuple[str, tuple[re.Pattern[str], ...]], ...] = tuple(
+    (kind, tuple(re.compile(p) for p in patterns)) for kind, patterns in (
+        ("an AWS access key id", (r"AKIA[0-9A-Z]{16}(?![0-9A-Za-z])", r"ASIA[0-9A-Z]{16}(?![0-9A-Za-z])")),
+        ("a private key", (r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----",)),
+        ("a GitHub token", (r"gh[pousr]_[A-Za-z0-9]{30,}(?![A-Za-z0-9])", r"github_pat_[A-Za-z0-9_]{22,}")),
+        ("a Slack token", (r"xox[abposr]-[A-Za-z0-9-]{10,}",)),
+        ("a Slack webhook URL", (r"hooks\.slack\.com/services/T[A-Za-z0-9]+/B[A-Za-z0-9]+/[A-Za-z0-9]+",)),
+        ("a Hugging Face token", (r"hf_[A-Za-z0-9]{30,}(?![A-Za-z0-9])",)),
+        ("an OpenAI-style API key", (r"sk-(?:proj-|ant-|live-)?[A-Za-z0-9_-]{20,}",)),
+        ("a JSON web token", (r"eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}",)),
+        ("a bearer token", (r"Bearer\s+[A-Za-z0-9._~+/-]{20,}=*", r"bearer\s+[A-Za-z0-9._~+/-]{20,}=*")),
+    ))
 
-_SECRET_WORD = r"(?:password|passwd|pwd|secret|client[_-]?secret|token|auth[_-]?token|access[_-]?token|" \
-               r"api[_-]?key|access[_-]?key|secret[_-]?key|private[_-]?key)"
-# `password = "hunter22"`, `"api_key": "abc..."`, `TOKEN: xyz...`; the value is a literal: it may not
-# be followed by `(` or `.` (a call or an attribute: code naming a secret, not holding one).
-ASSIGNMENT = re.compile(
-    rf"""(?ix)(?<![A-Za-z0-9_]) (?P<key>[A-Za-z0-9_-]*{_SECRET_WORD}) ["']? \s* (?:=|:) \s*
-    (?P<quote>["']?) (?P<value>[^\s"'(),;{{}}\[\]<>$]{{8,}}) (?P=quote) (?![(.\w])""")
+# `password = "hunter22"`, `"api_key": "abc..."`, `HF_TOKEN: xyz...`: a key ending in a secret word, then
+# a literal value. A value followed by `(` or `.` is code (a call, an attribute) naming a secret, not
+# holding one. The words are found in the lower-cased text (a case-sensitive search is several times
+# faster than a case-insensitive one), then the rest is matched in the original text.
+_SECRET_WORD = r"(?:password|passwd|secret[_-]?key|secret|token|api[_-]?key|access[_-]?key|private[_-]?key)"
+_WORD = re.compile(_SECRET_WORD)
+_ASSIGNED = re.compile(r"""["']?[ \t]*[:=][ \t]*(?P<quote>["']?)(?P<value>[^\s"'(),;{}\[\]<>$]{8,})(?P=quote)(?![(.\w])""")
+_WORD_CHAR = re.compile(r"[A-Za-z0-9_]")
 SECRET_KEY = re.compile(rf"(?i)(?:^|[^a-z]){_SECRET_WORD}(?:$|[^a-z])")
 NOT_SECRETS = re.compile(r"(?i)(?:sha256:)?[0-9a-f]{64}|(?:redacted|changeme|placeholder|example|x{8,}|\*{8,})")
 FIX = ("keep credentials out of ConfigMaps (and out of release files): put them in a Kubernetes Secret or your "
@@ -55,17 +59,35 @@ def _line(text: str, position: int) -> int:
     return text.count("\n", 0, position) + 1
 
 
+def _starts_word(text: str, position: int) -> bool:
+    return position == 0 or not _WORD_CHAR.match(text, position - 1)
+
+
 def secret_findings(text: str) -> list[tuple[str, int, str]]:
-    """(kind, line, the matched text) for each secret-looking value in `text`."""
+    """(kind, line, the matched text) for each secret-looking value in `text`.
+
+    Example: 'key_id = AKIA...' (20 characters) -> [("an AWS access key id", 1, "AKIA...")].
+    """
     found: list[tuple[str, int, str]] = []
-    for kind, pattern in SHAPES:
-        for match in pattern.finditer(text):
-            found.append((kind, _line(text, match.start()), match.group(0)))
-    for match in ASSIGNMENT.finditer(text):
+    for kind, patterns in SHAPES:
+        for pattern in patterns:
+            found += [(kind, _line(text, m.start()), m.group(0)) for m in pattern.finditer(text)
+                      if kind in ("a private key", "a Slack webhook URL") or _starts_word(text, m.start())]
+    lowered = text.lower()
+    if len(lowered) != len(text):  # a few non-ASCII letters change length when lower-cased
+        lowered = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+    for word in _WORD.finditer(lowered):
+        match = _ASSIGNED.match(text, word.end())
+        if match is None:
+            continue
         value = match.group("value")
         if NOT_SECRETS.fullmatch(value) or any(value in f[2] or f[2] in value for f in found):
             continue
-        found.append((f"a value assigned to {match.group('key')!r}", _line(text, match.start()), value))
+        start = word.start()
+        while start > 0 and (text[start - 1].isalnum() or text[start - 1] in "_-"):
+            start -= 1  # the whole key: HF_TOKEN, client_secret
+        key = text[start:word.end()]
+        found.append((f"a value assigned to {key!r}", _line(text, word.start()), value))
     return sorted(found, key=lambda f: f[1])
 
 
