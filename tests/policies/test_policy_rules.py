@@ -673,3 +673,13 @@ def test_a_major_version_with_a_1_percent_or_shadow_stage_passes(staging: list[A
 def test_advisory_rules_missing_properties(staging: list[Any]) -> None:
     no_stages = with_release(staging, "chat-assistant-v1-3-0-release", lambda doc: doc["release"].pop("rollout"))
     assert "release.json.release.rollout is missing" in only(violations("first-canary-stage", no_stages))
+
+
+@pytest.mark.parametrize("rule", ["first-canary-stage", "major-version-rollout", "latency-p99"])
+def test_advisory_rules_unknown(staging: list[Any], rule: str) -> None:
+    unknown = with_inputs(staging, "ConfigMap", "chat-assistant-pointer",
+                          lambda c: c["data"].update(canary_version=UNKNOWN_STRING))
+    assert violations(rule, unknown) == []
+    assert only(unknowns(rule, unknown)).startswith(
+        "staging: candidate of chat-assistant: cannot be judged during preview because data.canary_version is not "
+        "known yet")

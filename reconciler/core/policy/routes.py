@@ -210,12 +210,15 @@ def route_weights(plan: Plan) -> Iterator[PolicyResult]:
 
 
 def _candidates(plan: Plan) -> Iterator[tuple[str, Any]]:
+    """(model, pointer) of each model with a candidate, or whose candidate is not known yet (the
+    check then reports it as unknown)."""
     for model, pointer in sorted(plan.pointers.items()):
         try:
-            if pointer.canary:
-                yield model, pointer
+            if not pointer.canary:
+                continue
         except UnknownValue:
-            continue
+            pass
+        yield model, pointer
 
 
 def _first_stage(plan: Plan, model: str, pointer: Any) -> Iterator[PolicyResult]:
