@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import traceback
 from functools import partial
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from collections.abc import Mapping
+from typing import Any, Callable, Iterable, Iterator
 
 from pulumi_policy import (
     EnforcementLevel,
@@ -34,7 +35,7 @@ from pulumi_policy.deserialize import serialize_properties
 from pulumi_policy.proxy import _DictProxy, _ListProxy  # the SDK's proxy types: unwrapped by `plain`
 
 from ..core.policy import Plan, PlannedResource, PolicyResult, PolicyRule, Scope, policy_rules
-from ..core.policy.resources import find_unknown
+from ..core.policy.resources import UNKNOWNS, find_unknown
 
 PACK_NAME = "sluice"
 UNKNOWN_POLICY = "unknown-during-preview"
@@ -60,6 +61,22 @@ def plain(value: Any) -> Any:
     return value
 
 
+def _has_unknown(value: Any) -> bool:
+    kind = type(value)
+    if kind is _DictProxy or kind is _ListProxy:
+        value = value["__target"]
+        kind = type(value)
+    if kind is dict:
+        return any(_has_unknown(v) for v in value.values())
+    if kind is list:
+        return any(_has_unknown(v) for v in value)
+    if kind is str:
+        return value in UNKNOWNS
+    if isinstance(value, Mapping):
+        return find_unknown(plain(value)) is not None
+    return False
+
+
 class LazyProps(Mapping[str, Any]):
     """A resource's properties, unwrapped on first use: most rules skip most resources by type, and
     pulumi_policy hands each policy its own freshly deserialized copy."""
@@ -67,6 +84,10 @@ class LazyProps(Mapping[str, Any]):
     def __init__(self, proxied: Mapping[str, Any]) -> None:
         self._proxied: Mapping[str, Any] | None = proxied
         self._plain: dict[str, Any] = {}
+
+    def has_unknown(self) -> bool:
+        """Does any value hold an unknown sentinel? Walks the SDK's containers without copying them."""
+        return _has_unknown(self._proxied) if self._proxied is not None else find_unknown(self._plain) is not None
 
     def _props(self) -> dict[str, Any]:
         if self._proxied is not None:
@@ -133,7 +154,8 @@ def unknowns_validator(rules: list[PolicyRule]) -> Callable[[StackValidationArgs
         plan = planned_stack(args)
         # Only a resource holding an unknown value can make a rule's result unknown: a resource rule
         # reads its own resource, so it re-runs on those alone; without any, there is nothing to do.
-        pending = [r for r in plan.resources if find_unknown(r.props)]
+        pending = [r for r in plan.resources
+                   if (r.props.has_unknown() if isinstance(r.props, LazyProps) else find_unknown(r.props))]
         if not pending:
             return
         for rule in rules:

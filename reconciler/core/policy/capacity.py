@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Iterator, Mapping
+from collections.abc import Mapping
+from typing import Iterator
 
 from ..naming import POOL_LABEL
 from ..traffic import nodes_needed

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import re
 from functools import partial
-from typing import Any, Iterator, Mapping, TypeVar
+from collections.abc import Mapping
+from typing import Any, Iterator, TypeVar
 
 from pydantic import BaseModel, ValidationError
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Iterable, Iterator, Mapping
+from collections.abc import Mapping
+from typing import Any, Iterable, Iterator
 
 from ..naming import GPU_RESOURCE, POOL_LABEL
 
@@ -93,19 +94,18 @@ def get(value: Any, *keys: Any, path: str = "", default: Any = ...) -> Any:
     MissingProperty("spec.template").
     """
     for key in keys:
-        if is_unknown(value):
+        if type(value) is str and value in UNKNOWNS:
             raise UnknownValue(path)
-        here = _join(path, key)
         if isinstance(key, int):
             ok = isinstance(value, list) and -len(value) <= key < len(value)
         else:
-            ok = isinstance(value, Mapping) and key in value
+            ok = (key in value) if type(value) is dict else isinstance(value, Mapping) and key in value
         if not ok:
             if default is not ...:
                 return default
-            raise MissingProperty(here)
-        value, path = value[key], here
-    if is_unknown(value):
+            raise MissingProperty(_join(path, key))
+        value, path = value[key], _join(path, key)
+    if type(value) is str and value in UNKNOWNS:
         raise UnknownValue(path)
     return value
 

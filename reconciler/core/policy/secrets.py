@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import re
 from functools import partial
-from typing import Iterator, Mapping
+from collections.abc import Mapping
+from typing import Iterator
 
 from . import Scope, policy
 from .resources import PlannedResource, get, is_unknown, typed, UnknownValue

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 from functools import partial
-from typing import Any, Iterator, Mapping
+from collections.abc import Mapping
+from typing import Any, Iterator
 
 from ..naming import GPU_RESOURCE, GPU_TAINT, POOL_LABEL
 from ..types import IMAGE_BY_DIGEST
@@ -170,15 +171,25 @@ def selects(selector: Any, labels: Mapping[str, Any]) -> bool:
     return True
 
 
+def _budgets_by_app(plan: Plan) -> dict[tuple[str, Any], list[PlannedResource]]:
+    """PodDisruptionBudgets by (namespace, the `app` their selector requires, or None when it requires
+    none), so each Deployment is matched against the few budgets that could select it."""
+    index: dict[tuple[str, Any], list[PlannedResource]] = {}
+    for budget in plan.of_kind("PodDisruptionBudget"):
+        app = known(budget.props, "spec", "selector", "matchLabels", "app")
+        index.setdefault((budget.namespace(), app if isinstance(app, str) else None), []).append(budget)
+    return index
+
+
 def _availability(plan: Plan, deployment: PlannedResource, who: str,
-                  budgets: list[PlannedResource]) -> Iterator[PolicyResult]:
+                  budgets: dict[tuple[str, Any], list[PlannedResource]]) -> Iterator[PolicyResult]:
     spec, path = pod_spec(deployment)
     labels = pod_labels(deployment)
     if not labels:
         raise MissingProperty("spec.template.metadata.labels", "the pod labels app and version")
     namespace = deployment.namespace()
     covered, undecided = False, ""
-    for budget in (b for b in budgets if b.namespace() == namespace):
+    for budget in budgets.get((namespace, labels.get("app")), []) + budgets.get((namespace, None), []):
         selector = known(budget.props, "spec", "selector")
         if selector is None and find_unknown(budget.props.get("spec")):
             undecided = f"{budget.label} spec.selector"
@@ -202,7 +213,7 @@ def _availability(plan: Plan, deployment: PlannedResource, who: str,
         "Every serving Deployment has a PodDisruptionBudget that selects its pods, and readiness probes",
         mandatory=True, scope=Scope.STACK)
 def serving_availability(plan: Plan) -> Iterator[PolicyResult]:
-    budgets = plan.of_kind("PodDisruptionBudget")
+    budgets = _budgets_by_app(plan)
     for deployment in plan.serving_deployments():
         who = subject(deployment, plan.environment)
         yield from guarded(who, AVAILABILITY_FIX, deployment.urn,
