@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable
 
 import grpc
@@ -44,13 +45,14 @@ def struct(value: dict[str, Any]) -> struct_pb2.Struct:
 
 
 class PackProcess:
-    def __init__(self, stack: str = "staging", start_timeout: float = 30.0) -> None:
+    def __init__(self, stack: str = "staging", start_timeout: float = 30.0, *, cwd: Path = ROOT,
+                 program: str = "policies/") -> None:
         env = {**os.environ, "PULUMI_PROJECT": "sluice", "PULUMI_STACK": stack, "PULUMI_DRY_RUN": "true",
                "PULUMI_CONFIG": "{}"}
         self._stderr = tempfile.TemporaryFile()
         started = time.perf_counter()
-        self.process = subprocess.Popen([sys.executable, "-u", "-m", "pulumi.policy", "127.0.0.1:0", "policies/"],
-                                        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=self._stderr)
+        self.process = subprocess.Popen([sys.executable, "-u", "-m", "pulumi.policy", "127.0.0.1:0", program],
+                                        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=self._stderr)
         assert self.process.stdout is not None
         ready, _, _ = select.select([self.process.stdout], [], [], start_timeout)
         line = self.process.stdout.readline().decode().strip() if ready else ""

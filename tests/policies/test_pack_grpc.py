@@ -21,7 +21,7 @@ import pytest
 
 from reconciler.core.policy import policy_rules
 from reconciler.core.policy.resources import UNKNOWN_STRING
-from tests.conftest import mutate_yaml
+from tests.conftest import ROOT, mutate_yaml
 from tests.policies.examples import (
     ENVIRONMENTS,
     pod_spec,
@@ -106,6 +106,17 @@ def test_analyzer_info(pack: PackProcess) -> None:
     levels = {p.name: p.enforcementLevel for p in info.policies}
     expected = {r.name: 1 if r.mandatory else 0 for r in policy_rules()} | {"unknown-during-preview": 0}
     assert levels == expected  # MANDATORY = 1, ADVISORY = 0
+
+
+def test_starts_as_the_python_shim_starts_it() -> None:
+    """`pulumi-analyzer-policy-python` runs `python -u -m pulumi.policy <address> .` inside the pack's
+    folder; the pack finds the reconciler package from there too."""
+    process = PackProcess("prod", cwd=ROOT / "policies", program=".")
+    try:
+        assert process.info().name == "sluice"
+        assert process.preview(recorded("prod")) == []
+    finally:
+        process.close()
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
