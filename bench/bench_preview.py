@@ -59,7 +59,7 @@ if str(ROOT) not in sys.path:  # `python bench/bench_preview.py` puts bench/ fir
     sys.path.insert(0, str(ROOT))
 
 from bench.bench_program import peak_rss_kb  # noqa: E402
-from bench.bench_validate import Series, fail, fmt_mb, run  # noqa: E402
+from bench.bench_validate import Series, fail, validated_fleet, fmt_mb, run  # noqa: E402
 from bench.fleet import generate_fleet  # noqa: E402
 
 TOTAL_GOAL_S = 10.0
@@ -254,14 +254,8 @@ def _bench(args: argparse.Namespace, fleet_dir: Path) -> int:
           f"protobuf {_version('protobuf')}")
     print(f"{args.runs} timed runs per measurement after one warm-up, medians\n")
 
-    check = run([sys.executable, "-m", "reconciler", "validate", str(fleet_dir), "--format", "json"])
-    try:
-        report = json.loads(check.output[check.output.index("{"):])
-    except ValueError:
-        report = None
-    if check.returncode != 0 or report is None or report["errors"]:
-        fail(f"`reconciler validate` exited {check.returncode} on the generated fleet (expected 0 and no errors)",
-             check.output)
+    report, _ = validated_fleet(fleet_dir)
+    if report is None:
         return 1
 
     policies = build_policies()

@@ -53,7 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `python bench/bench_program.py` puts bench/ first, not the root
     sys.path.insert(0, str(ROOT))
 
-from bench.bench_validate import Series, fail, fmt_mb, fmt_s, run  # noqa: E402
+from bench.bench_validate import Series, validated_fleet, fmt_mb, fmt_s  # noqa: E402
 from bench.fleet import generate_fleet  # noqa: E402
 
 OVERHEAD_GOAL = 1.5
@@ -370,14 +370,8 @@ def _bench(args: argparse.Namespace, fleet_dir: Path, baseline_dir: Path) -> int
     print(f"{args.runs} timed runs per measurement after one warm-up, medians\n")
 
     # The fleet must be deployable: `reconciler validate` with 0 errors.
-    check = run([sys.executable, "-m", "reconciler", "validate", str(fleet_dir), "--format", "json"])
-    try:
-        report = json.loads(check.output[check.output.index("{"):])
-    except ValueError:
-        report = None
-    if check.returncode != 0 or report is None or report["errors"]:
-        fail(f"`reconciler validate` exited {check.returncode} on the generated fleet (expected 0 and no errors)",
-             check.output)
+    report, _ = validated_fleet(fleet_dir)
+    if report is None:
         return 1
 
     bench = Bench(fleet_dir, baseline_dir)

@@ -144,6 +144,21 @@ def fail(title: str, output: str) -> None:
     print(f"\n{bar}\nBENCHMARK INVALID: {title}\n{bar}\n{shown}\n{bar}", file=sys.stderr)
 
 
+
+def validated_fleet(fleet_dir: Path, py: str = sys.executable) -> tuple[dict | None, str]:
+    """`reconciler validate --format json` on a generated fleet: (report, output), or (None, output)
+    after saying why; a benchmark on a fleet with errors would time the wrong thing."""
+    check = run([py, "-m", "reconciler", "validate", str(fleet_dir), "--format", "json"])
+    try:
+        report = json.loads(check.output[check.output.index("{"):])
+    except ValueError:
+        report = None
+    if check.returncode != 0 or report is None or report["errors"]:
+        fail(f"`reconciler validate` exited {check.returncode} on the generated fleet (expected 0 and no errors)",
+             check.output)
+        return None, check.output
+    return report, check.output
+
 def fmt_s(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds:.3f} s"
 
@@ -211,18 +226,12 @@ def _bench(args: argparse.Namespace, fleet_dir: Path) -> int:
 
     # Sanity (doubles as the warm-up): the fleet must validate with zero errors, and pass the schemas.
     invalid = False
-    check = run([py, "-m", "reconciler", "validate", str(fleet_dir), "--format", "json"])
-    try:
-        report = json.loads(check.output[check.output.index("{"):])
-    except ValueError:
-        report = None
-    if check.returncode != 0 or report is None or report["errors"]:
-        fail(f"`reconciler validate` exited {check.returncode} on the generated fleet (expected 0 and no errors)",
-             check.output)
+    report, validate_output = validated_fleet(fleet_dir, py)
+    if report is None:
         return 1
     warnings = len(report["warnings"])
     if report["files"] != len(releases) + len(environments):
-        fail(f"validate checked {report['files']} files, expected {len(releases) + len(environments)}", check.output)
+        fail(f"validate checked {report['files']} files, expected {len(releases) + len(environments)}", validate_output)
         return 1
     for cmd in cjs_cmds:
         warm = run(cmd)
