@@ -30,9 +30,19 @@ class PolicyPackError(RuntimeError):
 @dataclass(frozen=True)
 class Diagnostic:
     policy: str
-    message: str
+    message: str  # as on the wire: the pack puts the policy's description and a newline first
     mandatory: bool
     urn: str
+    description: str = ""
+
+    @property
+    def level(self) -> str:
+        return "mandatory" if self.mandatory else "advisory"
+
+    @property
+    def text(self) -> str:
+        """The message without the policy's description, for people."""
+        return self.message.removeprefix(f"{self.description}\n")
 
 
 def wire_value(value: Any) -> Any:
@@ -50,12 +60,15 @@ class PolicyPack:
     """A running pack process and a channel to it; use as a context manager."""
 
     def __init__(self, pack_dir: Path, *, project: str, stack: str, dry_run: bool = True,
-                 config: dict[str, str] | None = None) -> None:
+                 config: dict[str, str] | None = None, cwd: Path | None = None) -> None:
+        """`cwd` defaults to the repository (the pack's parent); the Python analyzer shim runs the
+        pack from inside its folder with `pack_dir` "." instead."""
         env = {**os.environ, "PULUMI_PROJECT": project, "PULUMI_STACK": stack,
                "PULUMI_DRY_RUN": "true" if dry_run else "false", "PULUMI_CONFIG": json.dumps(config or {})}
         self._process = subprocess.Popen(
             [sys.executable, "-u", "-m", "pulumi.policy", "127.0.0.1:0", str(pack_dir)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=Path(pack_dir).parent)
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            cwd=Path(pack_dir).parent if cwd is None else cwd)
         self._stderr: list[str] = []
         threading.Thread(target=self._drain_stderr, daemon=True).start()
         port = self._read_port()
@@ -110,42 +123,47 @@ class PolicyPack:
 
     def configure(self, policy_config: dict[str, dict[str, Any]]) -> None:
         """CrossGuard's per-stack config: {"route-weights": {"enforcementLevel": "advisory"}}."""
-        from google.protobuf import struct_pb2
         from pulumi.runtime.proto import analyzer_pb2
 
         levels = {"advisory": analyzer_pb2.ADVISORY, "mandatory": analyzer_pb2.MANDATORY,
                   "disabled": analyzer_pb2.DISABLED}
-        config = {}
-        for name, settings in policy_config.items():
-            properties = struct_pb2.Struct()
-            properties.update({k: v for k, v in settings.items() if k != "enforcementLevel"})
-            config[name] = analyzer_pb2.PolicyConfig(
-                enforcementLevel=levels[settings.get("enforcementLevel", "advisory")], properties=properties)
+        config = {name: analyzer_pb2.PolicyConfig(
+            enforcementLevel=levels[settings.get("enforcementLevel", "advisory")],
+            properties=_struct({k: v for k, v in settings.items() if k != "enforcementLevel"}))
+            for name, settings in policy_config.items()}
         self._stub.Configure(analyzer_pb2.ConfigureAnalyzerRequest(policyConfig=config))
 
     def analyze(self, resources: Iterable[RecordedResource]) -> list[Diagnostic]:
-        """`Analyze` for each custom resource, then `AnalyzeStack` over all of them."""
-        from google.protobuf import struct_pb2
+        """What `pulumi preview` asks: `Analyze` for each custom resource, then `AnalyzeStack` over all."""
+        custom = [r for r in resources if r.custom]
+        return [d for r in custom for d in self.analyze_resource(r)] + self.analyze_stack(custom)
+
+    def analyze_resource(self, resource: RecordedResource) -> list[Diagnostic]:
         from pulumi.runtime.proto import analyzer_pb2
 
-        custom = [r for r in resources if r.custom]
-        diagnostics: list[Diagnostic] = []
-        stack_resources = []
-        for resource in custom:
-            properties = struct_pb2.Struct()
-            properties.update(wire_value(resource.inputs))
-            request = analyzer_pb2.AnalyzeRequest(type=resource.type, properties=properties, urn=resource.urn,
-                                                  name=resource.name)
-            diagnostics += _diagnostics(self._stub.Analyze(request).diagnostics, resource.urn)
-            stack_resources.append(analyzer_pb2.AnalyzerResource(
-                type=resource.type, properties=properties, urn=resource.urn, name=resource.name,
-                parent=resource.parent))
-        response = self._stub.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=stack_resources))
-        return diagnostics + _diagnostics(response.diagnostics, "")
+        request = analyzer_pb2.AnalyzeRequest(type=resource.type, properties=_struct(resource.inputs),
+                                              urn=resource.urn, name=resource.name)
+        return _diagnostics(self._stub.Analyze(request).diagnostics, resource.urn)
+
+    def analyze_stack(self, resources: Iterable[RecordedResource]) -> list[Diagnostic]:
+        from pulumi.runtime.proto import analyzer_pb2
+
+        request = analyzer_pb2.AnalyzeStackRequest(resources=[
+            analyzer_pb2.AnalyzerResource(type=r.type, properties=_struct(r.inputs), urn=r.urn, name=r.name,
+                                          parent=r.parent) for r in resources])
+        return _diagnostics(self._stub.AnalyzeStack(request).diagnostics, "")
+
+
+def _struct(inputs: dict[str, Any]) -> Any:
+    from google.protobuf import struct_pb2
+
+    properties = struct_pb2.Struct()
+    properties.update(wire_value(inputs))
+    return properties
 
 
 def _diagnostics(raw: Iterable[Any], default_urn: str) -> list[Diagnostic]:
     from pulumi.runtime.proto import analyzer_pb2
 
-    return [Diagnostic(d.policyName, d.message.removeprefix(f"{d.description}\n"),
-                       d.enforcementLevel == analyzer_pb2.MANDATORY, d.urn or default_urn) for d in raw]
+    return [Diagnostic(d.policyName, d.message, d.enforcementLevel == analyzer_pb2.MANDATORY, d.urn or default_urn,
+                       d.description) for d in raw]

@@ -53,6 +53,15 @@ def load_valid_repository(path: Path, command: str):
     return None
 
 
+def load_deployable(path: Path, environment: str, command: str):
+    """The valid repository holding `environment`; None after printing errors (exit 1), UsageError
+    for an environment the repository does not have (exit 2)."""
+    repo = load_valid_repository(path, command)
+    if repo is not None and environment not in repo.environments:
+        raise UsageError(f"no environments/{environment}.yaml (known: {', '.join(sorted(repo.environments))})")
+    return repo
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
     if isinstance(args, int):

@@ -14,7 +14,7 @@ import json
 import sys
 
 from . import exit_codes
-from .main import UsageError, add_format_argument, add_repo_argument, load_valid_repository
+from .main import UsageError, add_format_argument, add_repo_argument, load_deployable
 
 OFFLINE_NOTE = ("offline preview: the Pulumi program ran under the SDK's mocks and the policy pack judged its "
                 "resources over gRPC. Not a cloud preview: nothing was read from AWS or the cluster.")
@@ -32,11 +32,9 @@ def run(args: argparse.Namespace) -> int:
     from ..adapters.offline_preview import BaseRefError, offline_preview
     from ..adapters.policy_client import PolicyPackError
 
-    repo = load_valid_repository(args.path, "preview")
+    repo = load_deployable(args.path, args.environment, "preview")
     if repo is None:
         return exit_codes.FINDINGS
-    if args.environment not in repo.environments:
-        raise UsageError(f"no environments/{args.environment}.yaml (known: {', '.join(sorted(repo.environments))})")
     if not (args.path / "policies").is_dir():
         raise UsageError(f"{args.path} has no policies/ directory (the CrossGuard policy pack)")
     try:
@@ -78,7 +76,7 @@ def _text(result) -> str:
             lines.append(f"  {SYMBOLS[change.action]} {change.type} {change.name}{detail}{traffic}")
     lines += ["", f"Policies ({result.policy_count} in the pack):"]
     ordered = sorted(result.diagnostics, key=lambda d: (not d.mandatory, d.policy, d.urn))
-    lines += [f"  {'mandatory' if d.mandatory else 'advisory '}  {d.policy}  {_short(d.urn)}: {d.message}"
+    lines += [f"  {'mandatory' if d.mandatory else 'advisory '}  {d.policy}  {_short(d.urn)}: {d.text}"
               for d in ordered] or ["  no violations"]
     advisories = len(result.diagnostics) - len(result.mandatory)
     verdict = (f"blocked: {len(result.mandatory)} mandatory violation(s)" if result.mandatory
@@ -95,6 +93,6 @@ def _json(result) -> str:
             {"action": c.action, "type": c.type, "name": c.name, "fields": list(c.fields),
              "weights": {v: {"from": a, "to": b} for v, (a, b) in c.weights.items()}} for c in result.changes],
         "policies": [{"policy": d.policy, "level": "mandatory" if d.mandatory else "advisory", "urn": d.urn,
-                      "message": d.message} for d in result.diagnostics],
+                      "message": d.text} for d in result.diagnostics],
         "blocked": bool(result.mandatory), "timings": result.timings,
     }, indent=2)

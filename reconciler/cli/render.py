@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from . import exit_codes
-from .main import UsageError, add_repo_argument, load_valid_repository
+from .main import UsageError, add_repo_argument, load_deployable
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,11 +28,9 @@ def run(args: argparse.Namespace) -> int:
     from ..adapters.manifest_files import NotRenderDirectory, manifests_stream, write_manifest_dir
     from ..core.desired import desired_state
 
-    repo = load_valid_repository(args.path, "render")
+    repo = load_deployable(args.path, args.environment, "render")
     if repo is None:
         return exit_codes.FINDINGS
-    if args.environment not in repo.environments:
-        raise UsageError(f"no environments/{args.environment}.yaml (known: {', '.join(sorted(repo.environments))})")
     state = desired_state(repo, args.environment, fetch_script())
     header = f"# Rendered by `reconciler render --environment {args.environment}`; edit the release files, not this.\n"
     manifests = state.manifests()
