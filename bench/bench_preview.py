@@ -66,7 +66,7 @@ TOTAL_GOAL_S = 10.0
 PACK_SHARE_GOAL = 1 / 3
 PROJECT = "sluice"
 CLI_TIMINGS = re.compile(r"reconciler preview: program (?P<program>\d+\.\d+) s, "
-                         r"(?:base program \d+\.\d+ s, )?policy pack (?P<pack>\d+\.\d+) s")
+                         r"(?:base program \d+\.\d+ s, )?policy pack after the program (?P<pack>\d+\.\d+) s")
 
 
 def _version(package: str) -> str:

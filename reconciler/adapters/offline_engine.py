@@ -12,7 +12,7 @@ import asyncio
 import runpy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 OFFLINE_ACCOUNT = "000000000000"
 OFFLINE_LOOKUPS: dict[str, dict[str, Any]] = {
@@ -42,8 +42,12 @@ class ProgramRun:
 
 
 def run_program(program_dir: Path, *, project: str, stack: str, config: dict[str, str],
-                preview: bool) -> ProgramRun:
-    """Run `program_dir/__main__.py` as the engine would and return what it registered."""
+                preview: bool, on_resource: Callable[[RecordedResource], None] | None = None) -> ProgramRun:
+    """Run `program_dir/__main__.py` as the engine would and return what it registered.
+
+    `on_resource` sees each resource as it registers (on the SDK's worker threads), as the engine
+    hands each step to its analyzers while the program still runs.
+    """
     import pulumi
     from pulumi.runtime import mocks, settings
     from pulumi.runtime.stack import run_pulumi_func
@@ -72,9 +76,11 @@ def run_program(program_dir: Path, *, project: str, stack: str, config: dict[str
         def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
             response = super().RegisterResource(request)
             if request.type != "pulumi:pulumi:Stack":
-                self.records.append(RecordedResource(response.urn, request.type, request.name, request.parent,
-                                                     request.custom, request.provider,
-                                                     recorder.inputs[(request.type, request.name)]))
+                record = RecordedResource(response.urn, request.type, request.name, request.parent,
+                                          request.custom, request.provider, recorder.inputs[(request.type, request.name)])
+                self.records.append(record)
+                if on_resource is not None:
+                    on_resource(record)
             return response
 
     loop = asyncio.new_event_loop()

@@ -15,11 +15,13 @@ import tarfile
 import tempfile
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Callable
 
 from ..core.resource_diff import Change, PlannedResource, diff_resources
 from .offline_engine import RecordedResource, run_program
-from .policy_client import Diagnostic, PolicyPack
+from .policy_client import Diagnostic, PolicyPack, PolicyPackError
 
 PROJECT = "sluice"
 
@@ -47,9 +49,10 @@ def planned(resources: list[RecordedResource]) -> list[PlannedResource]:
     return [PlannedResource(r.type, r.name, r.inputs, r.custom) for r in resources]
 
 
-def run_offline(root: Path, environment: str, preview: bool = True) -> list[RecordedResource]:
+def run_offline(root: Path, environment: str, preview: bool = True,
+                on_resource: Callable[[RecordedResource], None] | None = None) -> list[RecordedResource]:
     return run_program(root / "infra", project=PROJECT, stack=environment, config={"environment": environment},
-                       preview=preview).resources
+                       preview=preview, on_resource=on_resource).resources
 
 
 def export_base(root: Path, ref: str, dest: Path) -> None:
@@ -70,20 +73,34 @@ def export_base(root: Path, ref: str, dest: Path) -> None:
 
 
 def offline_preview(root: Path, environment: str, base: str | None = None) -> PreviewResult:
+    """As the engine runs a preview with a policy pack: the pack starts with the program, and each
+    resource goes to it as it registers, so the pack's `Analyze` work runs (in its own process)
+    while the program goes on; `AnalyzeStack` follows once the program is done."""
     started = time.perf_counter()
-    resources = run_offline(root, environment)
-    timings = {"program": time.perf_counter() - started}
-    changes = None
-    if base is not None:
-        with tempfile.TemporaryDirectory(prefix="sluice-base-") as tmp:
-            export_base(root, base, Path(tmp))
-            exists = (Path(tmp) / "environments" / f"{environment}.yaml").exists()  # else: all of it is new
-            base_resources = run_offline(Path(tmp), environment) if exists else []
-        changes = diff_resources(planned(base_resources), planned(resources))
-        timings["base program"] = time.perf_counter() - started - timings["program"]
-    pack_started = time.perf_counter()
     with PolicyPack(root / "policies", project=PROJECT, stack=environment) as pack:
+        resources = run_offline(root, environment, on_resource=partial(_submit, pack))
+        timings = {"program": time.perf_counter() - started}
+        changes = None
+        if base is not None:
+            changes = _changes_against(root, base, environment, resources)
+            timings["base program"] = time.perf_counter() - started - timings["program"]
+        waited = time.perf_counter()
         policy_count = len(pack.info().policies)
         diagnostics = pack.analyze(resources)
-    timings["policy pack"] = time.perf_counter() - pack_started
+    timings["policy pack after the program"] = time.perf_counter() - waited
     return PreviewResult(environment, resources, diagnostics, policy_count, base, changes, timings)
+
+
+def _submit(pack: PolicyPack, resource: RecordedResource) -> None:
+    try:
+        pack.submit(resource)
+    except PolicyPackError:
+        pass  # the pack did not start: `analyze` meets the same error after the program and reports it
+
+
+def _changes_against(root: Path, base: str, environment: str, resources: list[RecordedResource]) -> list[Change]:
+    with tempfile.TemporaryDirectory(prefix="sluice-base-") as tmp:
+        export_base(root, base, Path(tmp))
+        exists = (Path(tmp) / "environments" / f"{environment}.yaml").exists()  # else: all of it is new
+        base_resources = run_offline(Path(tmp), environment) if exists else []
+    return diff_resources(planned(base_resources), planned(resources))

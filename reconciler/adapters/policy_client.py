@@ -71,12 +71,27 @@ class PolicyPack:
             cwd=Path(pack_dir).parent if cwd is None else cwd)
         self._stderr: list[str] = []
         threading.Thread(target=self._drain_stderr, daemon=True).start()
-        port = self._read_port()
-        import grpc
-        from pulumi.runtime.proto import analyzer_pb2_grpc
+        self._connect_lock = threading.Lock()
+        self._stub_or_none: Any = None
+        self._channel: Any = None
+        self._pending: dict[str, Any] = {}  # urn -> Analyze future, in flight while the program runs
+        self._start_error: PolicyPackError | None = None
 
-        self._channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-        self._stub = analyzer_pb2_grpc.AnalyzerStub(self._channel)
+    @property
+    def _stub(self) -> Any:
+        """The channel, opened once the pack prints its port: callers start the pack, do other work
+        (run the program), and only wait for the pack's start-up when they first talk to it."""
+        with self._connect_lock:
+            if self._start_error is not None:
+                raise self._start_error
+            if self._stub_or_none is None:
+                port = self._read_port()
+                import grpc
+                from pulumi.runtime.proto import analyzer_pb2_grpc
+
+                self._channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+                self._stub_or_none = analyzer_pb2_grpc.AnalyzerStub(self._channel)
+            return self._stub_or_none
 
     def _drain_stderr(self) -> None:
         assert self._process.stderr is not None
@@ -92,7 +107,9 @@ class PolicyPack:
         line = result[0].strip() if result else ""
         if not line.isdigit():
             self.close()
-            raise PolicyPackError(f"the policy pack did not start (first line {line!r}):\n{''.join(self._stderr)}")
+            self._start_error = PolicyPackError(
+                f"the policy pack did not start (first line {line!r}):\n{''.join(self._stderr)}")
+            raise self._start_error
         return int(line)
 
     def __enter__(self) -> PolicyPack:
@@ -102,9 +119,8 @@ class PolicyPack:
         self.close()
 
     def close(self) -> None:
-        channel = getattr(self, "_channel", None)
-        if channel is not None:
-            channel.close()
+        if self._channel is not None:
+            self._channel.close()
         if self._process.poll() is None:
             self._process.terminate()
             try:
@@ -134,16 +150,32 @@ class PolicyPack:
         self._stub.Configure(analyzer_pb2.ConfigureAnalyzerRequest(policyConfig=config))
 
     def analyze(self, resources: Iterable[RecordedResource]) -> list[Diagnostic]:
-        """What `pulumi preview` asks: `Analyze` for each custom resource, then `AnalyzeStack` over all."""
+        """What `pulumi preview` asks: `Analyze` for each custom resource, then `AnalyzeStack` over all.
+
+        Resources already handed to `submit` are not sent again: their answers are collected here.
+        Diagnostics come in the order of `resources`, whatever order the answers arrived in.
+        """
         custom = [r for r in resources if r.custom]
-        return [d for r in custom for d in self.analyze_resource(r)] + self.analyze_stack(custom)
+        for resource in custom:
+            self.submit(resource)
+        return [d for r in custom for d in _diagnostics(self._pending.pop(r.urn).result().diagnostics, r.urn)] + \
+            self.analyze_stack(custom)
+
+    def submit(self, resource: RecordedResource) -> None:
+        """Send `Analyze` for a custom resource without waiting: the pack works on it in its own
+        process while this one goes on (the program registering the next resources)."""
+        if resource.custom and resource.urn not in self._pending:
+            self._pending[resource.urn] = self._stub.Analyze.future(self._analyze_request(resource))
 
     def analyze_resource(self, resource: RecordedResource) -> list[Diagnostic]:
+        return _diagnostics(self._stub.Analyze(self._analyze_request(resource)).diagnostics, resource.urn)
+
+    @staticmethod
+    def _analyze_request(resource: RecordedResource) -> Any:
         from pulumi.runtime.proto import analyzer_pb2
 
-        request = analyzer_pb2.AnalyzeRequest(type=resource.type, properties=_struct(resource.inputs),
-                                              urn=resource.urn, name=resource.name)
-        return _diagnostics(self._stub.Analyze(request).diagnostics, resource.urn)
+        return analyzer_pb2.AnalyzeRequest(type=resource.type, properties=_struct(resource.inputs),
+                                           urn=resource.urn, name=resource.name)
 
     def analyze_stack(self, resources: Iterable[RecordedResource]) -> list[Diagnostic]:
         from pulumi.runtime.proto import analyzer_pb2

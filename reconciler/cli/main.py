@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -69,7 +70,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..adapters.repo_loader import NotARepository
 
     try:
-        return _module(COMMANDS[args.command][0]).run(args)
+        code = _module(COMMANDS[args.command][0]).run(args)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # `reconciler preview | head`: the reader has what it wanted; say nothing more, as cat does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return exit_codes.OK
     except (UsageError, NotARepository) as err:
         print(f"reconciler {args.command}: {err}", file=sys.stderr)
         return exit_codes.USAGE

@@ -29,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..adapters.deployable import preloaded
     from ..adapters.offline_preview import BaseRefError, offline_preview
     from ..adapters.policy_client import PolicyPackError
 
@@ -38,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     if not (args.path / "policies").is_dir():
         raise UsageError(f"{args.path} has no policies/ directory (the CrossGuard policy pack)")
     try:
-        result = offline_preview(args.path, args.environment, args.base)
+        with preloaded(args.path, repo):
+            result = offline_preview(args.path, args.environment, args.base)
     except BaseRefError as err:
         raise UsageError(str(err)) from None
     except PolicyPackError as err:

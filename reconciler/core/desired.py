@@ -19,7 +19,6 @@ from .repository import Repository
 from .route_manifests import destination_rule, virtual_service
 from .serving_manifests import Manifest, deployment, disruption_budget, service
 from .traffic import TrafficSplit, live_releases, pool_demand, traffic_split
-from .types import version_key
 
 
 @dataclass(frozen=True)
@@ -121,10 +120,6 @@ def desired_state(repo: Repository, environment: str, fetch_script: str) -> Desi
                         environment_config(environment, namespace, env.policy), pools, models)
 
 
-def _is_first(repo: Repository, release: Release) -> bool:
-    return all(version_key(v) >= version_key(release.version) for v in repo.versions(release.model))
-
-
 def _model_state(repo: Repository, env: Environment, model: str) -> ModelState:
     dep = env.models[model]
     live = live_releases(repo, model, dep)
@@ -135,7 +130,7 @@ def _model_state(repo: Repository, env: Environment, model: str) -> ModelState:
     split = traffic_split(dep, candidate)
     ns = env.namespace
     stacks = tuple(
-        ServingStack(release, release_config(release, ns, _is_first(repo, release)), runtime_config(release, ns),
+        ServingStack(release, release_config(release, ns, repo.is_first_release(release)), runtime_config(release, ns),
                      deployment(release, dep, ns), service(stack_name(model, release.version), ns,
                                                            pod_labels(model, release.version)),
                      disruption_budget(release, ns))

@@ -52,5 +52,9 @@ class Repository:
         """True when the release's file exists but did not parse (its own error is already reported)."""
         return release_path(model, version) in self.broken_files
 
+    def is_first_release(self, release: Release) -> bool:
+        """No older version of the model has a release file: the one release without a parent."""
+        return all(version_key(v) >= version_key(release.version) for v in self.versions(release.model))
+
     def versions(self, model: str) -> list[str]:
         return sorted({v for (m, v) in self._index if m == model}, key=version_key)

@@ -33,7 +33,7 @@ CHAT_130 = "releases/chat-assistant/1.3.0.yaml"
 FIRST_LINE = ("{env}: offline preview: the Pulumi program ran under the SDK's mocks and the policy pack judged "
               "its resources over gRPC. Not a cloud preview: nothing was read from AWS or the cluster.")
 IDENTITY = ("-c", "user.name=Sluice Tests", "-c", "user.email=tests@sluice.example")
-TIMINGS = re.compile(r"^reconciler preview: program \d+\.\d\d s, (base program \d+\.\d\d s, )?policy pack \d+\.\d\d s$")
+TIMINGS = re.compile(r"^reconciler preview: program \d+\.\d\d s, (base program \d+\.\d\d s, )?policy pack after the program \d+\.\d\d s$")
 # The standby chat-assistant 1.1.0 in prod: what retiring it deletes.
 STANDBY_OBJECTS = [
     ("delete", "kubernetes:apps/v1:Deployment", "chat-assistant-v1-1-0"),
@@ -225,10 +225,7 @@ def test_an_environment_missing_at_the_base_is_all_new(capsys: pytest.CaptureFix
 
 
 BLOCKED: dict[str, tuple[Callable[[Any], None], str]] = {
-    # Neither passes through `reconciler validate` as an error: only the pack catches them.
-    "lineage-complete": (
-        lambda d: d["lineage"].__setitem__("parent_version", None),
-        "lineage.parent_version is empty, but this is not the first release of chat-assistant"),
+    # Passes through `reconciler validate`: only the pack catches it.
     "configmap-secrets": (
         lambda d: d.__setitem__("description", "Tool use. Test key: " + "AKIA" + "IOSFODNN7EXAMPLQ"),
         "holds what looks like an AWS access key id"),
@@ -252,11 +249,11 @@ def test_a_mandatory_violation_blocks(capsys: pytest.CaptureFixture[str], full_r
 
 
 def test_json_says_blocked(capsys: pytest.CaptureFixture[str], full_repo: Path) -> None:
-    mutate_yaml(full_repo / CHAT_130, BLOCKED["lineage-complete"][0])
+    mutate_yaml(full_repo / CHAT_130, BLOCKED["configmap-secrets"][0])
     code, out, _ = preview(capsys, full_repo, "staging", "--format", "json")
     data = json.loads(out)
     assert (code, data["blocked"], [(p["policy"], p["level"]) for p in data["policies"]]) == (
-        1, True, [("lineage-complete", "mandatory")])
+        1, True, [("configmap-secrets", "mandatory")])
     assert data["policies"][0]["urn"].endswith("$kubernetes:core/v1:ConfigMap::chat-assistant-v1-3-0-release")
 
 
@@ -271,6 +268,17 @@ def test_a_repository_with_validate_errors_is_refused(capsys: pytest.CaptureFixt
     assert finding.startswith(f"{CHAT_120}:") and finding.endswith("[approvals]")
     assert "prod (stable): chat-assistant/v1.2.0-9c41e7a2d3b8 has 1 of 2 required approvals" in finding
     assert summary == "reconciler preview: 1 error(s): run `reconciler validate` and fix them first"
+
+
+def test_validate_refuses_what_the_lineage_policy_blocks(capsys: pytest.CaptureFixture[str], full_repo: Path) -> None:
+    """A missing parent on a release that is not the model's first: the pack's lineage-complete rule
+    blocks it (tests/policies), and validate refuses it first, so the two never disagree."""
+    mutate_yaml(full_repo / CHAT_130, lambda d: d["lineage"].__setitem__("parent_version", None))
+    code, out, err = preview(capsys, full_repo, "staging")
+    assert (code, out) == (1, "")
+    finding = err.strip().splitlines()[0]
+    assert finding.startswith(f"{CHAT_130}:") and finding.endswith("[lineage-parent]")
+    assert "parent_version is empty, but 1.3.0 is not the first release of chat-assistant (1.1.0 is older)" in finding
 
 
 # --- usage errors -------------------------------------------------------------------------------------

@@ -100,6 +100,17 @@ def test_python_dash_m_reconciler_render_pipes_yaml_only(example_repo: Path) -> 
     assert child.stderr.strip() == POOL_NOTE
 
 
+def test_a_reader_that_stops_early_gets_no_traceback(example_repo: Path) -> None:
+    """`reconciler render -e staging | head -1`: the closed pipe ends the command quietly, as cat does."""
+    child = subprocess.Popen([sys.executable, "-m", "reconciler", "render", "--environment", "staging",
+                              str(example_repo)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()  # the reader is gone before the first line
+    err = child.stderr.read()
+    assert child.wait(timeout=120) == 0
+    assert "Traceback" not in err and "Broken pipe" not in err and "BrokenPipeError" not in err, err
+
+
 # --- --out DIR ----------------------------------------------------------------------------------------
 
 

@@ -78,8 +78,10 @@ BROKEN: dict[str, tuple[str, Breaker, str]] = {
         recorded("staging"), "chat-assistant-v1-3-0-release",
         lambda doc: doc["release"]["evaluation"].update(toxicity=0.071)),
         f"staging: {CANDIDATE} (candidate): fails the toxicity gate: toxicity 0.071 >= max 0.05"),
-    "lineage-complete": ("staging", lambda tmp: program_on_copy(tmp, "staging", release_file(
-        "releases/chat-assistant/1.3.0.yaml", lambda d: d["lineage"].__setitem__("parent_version", None))),
+    # validate refuses this one too (lineage-parent), so the program would not run: edit what it recorded
+    "lineage-complete": ("staging", lambda tmp: with_release(
+        recorded("staging"), "chat-assistant-v1-3-0-release",
+        lambda doc: doc["release"]["lineage"].update(parent_version=None)),
         f"staging: {CANDIDATE}: lineage.parent_version is empty, but this is not the first release of chat-assistant"),
     "approvals": ("prod", lambda tmp: with_release(
         recorded("prod"), "chat-assistant-v1-2-0-release",

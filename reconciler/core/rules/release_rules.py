@@ -132,6 +132,11 @@ def _min_max(item: Gate | RollbackTrigger, kind: str) -> Iterator[Problem]:
 def parent_problems(release: Release, repo: Repository) -> Iterator[Problem]:
     parent = release.lineage.parent_version
     if parent is None:
+        if not repo.is_first_release(release):
+            older = repo.versions(release.model)[0]
+            yield Problem(("parent_version",), f"parent_version is empty, but {release.version} is not the first "
+                          f"release of {release.model} ({older} is older)",
+                          "set parent_version to the release this one was derived from")
         return
     if version_key(parent) >= version_key(release.version):
         yield Problem(("parent_version",), f"parent version {parent} is not older than {release.version}",
