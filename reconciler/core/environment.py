@@ -71,6 +71,9 @@ DEFAULT_QUERIES: dict[str, MetricQuery] = {
     "requests": MetricQuery(
         query=f"sum by ({_BY}) (increase(istio_requests_total{{{_ISTIO}}}[$window]))",
         unit="requests", description="requests served in the window (Istio)"),
+    "last_sample": MetricQuery(
+        query=f"max by ({_BY}) (timestamp(istio_requests_total{{{_ISTIO}}}))",
+        unit="unix seconds", description="each version's newest raw sample: how fresh its data is (Istio)"),
     "error_rate": MetricQuery(
         query=f'sum by ({_BY}) (rate(istio_requests_total{{{_ISTIO},response_code=~"5.."}}[$window]))'
         f" / sum by ({_BY}) (rate(istio_requests_total{{{_ISTIO}}}[$window]))",

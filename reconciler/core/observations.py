@@ -1,0 +1,89 @@
+"""What one reconcile pass knows about an environment's live versions: metric values, requests
+served over time and the newest sample per version, all as of one instant (`at`).
+
+Values, not a client: the Prometheus adapter builds them (one query per metric per environment,
+grouped by model and version, never one per rollout) and `decide` reads them. Errors are values
+too: a metric whose query failed carries its error, and a pass that could not reach Prometheus at
+all carries `error`, so the decision can hold and say why instead of guessing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Mapping
+
+#: (model, version) as in the release files: ("chat-assistant", "1.3.0").
+VersionKey = tuple[str, str]
+
+#: The catalog entry the adapter reads as a range query (`requests` served per window) and the one
+#: it reads as each version's newest raw sample time (`last_sample`, a Unix timestamp per version).
+REQUESTS = "requests"
+LAST_SAMPLE = "last_sample"
+
+
+@dataclass(frozen=True)
+class MetricValues:
+    """One metric's instant answer: a value per version that reported (absent = no series).
+
+    NaN answers (a quantile over no data, 0/0) are dropped by the adapter: absent, not a number.
+    """
+
+    name: str
+    values: Mapping[VersionKey, float] = field(default_factory=dict)
+    error: str | None = None  # the query failed (timeout, HTTP error, bad PromQL): not "no data"
+
+
+@dataclass(frozen=True)
+class RequestHistory:
+    """Requests served per `window`, per version, as (window end, count) points in time order.
+
+    From one range query of the `requests` metric (step = window), from the earliest stage start
+    of the environment's rollouts (or the longest dead man's switch) up to `at`. A stage's requests
+    are the sum of the points after it started; a version's last point with requests is when it
+    was last seen serving.
+    """
+
+    points: Mapping[VersionKey, tuple[tuple[datetime, float], ...]] = field(default_factory=dict)
+    error: str | None = None
+
+    def served_since(self, key: VersionKey, start: datetime) -> float:
+        """Requests in the windows that ended after `start`.
+
+        Example: points at 10:05 (120), 10:10 (80), 10:15 (95) and start 10:07 -> 80 + 95 = 175.
+        The window that straddles `start` is left out: counts are a lower bound, never inflated.
+        """
+        return sum(count for end, count in self.points.get(key, ()) if end > start)
+
+    def last_served(self, key: VersionKey) -> datetime | None:
+        """The end of the last window in which the version served at least one request."""
+        served = [end for end, count in self.points.get(key, ()) if count > 0]
+        return max(served) if served else None
+
+
+@dataclass(frozen=True)
+class Observations:
+    """Everything a pass read for one environment, as of `at` (the pass's `now`, or `--at`)."""
+
+    at: datetime
+    metrics: Mapping[str, MetricValues] = field(default_factory=dict)
+    requests: RequestHistory = RequestHistory()
+    last_sample: Mapping[VersionKey, datetime] = field(default_factory=dict)
+    last_sample_error: str | None = None
+    error: str | None = None  # Prometheus unreachable or answering errors to everything
+    queries: int = 0  # how many queries the pass sent for this environment
+
+    def value(self, metric: str, key: VersionKey) -> float | None:
+        found = self.metrics.get(metric)
+        return None if found is None else found.values.get(key)
+
+    def metric_error(self, metric: str) -> str | None:
+        found = self.metrics.get(metric)
+        if found is None:
+            return f"{metric} was not queried"
+        return found.error
+
+    @property
+    def newest_sample(self) -> datetime | None:
+        """The newest raw sample of any version: how fresh the environment's data is at all."""
+        return max(self.last_sample.values(), default=None)
