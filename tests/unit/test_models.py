@@ -638,14 +638,15 @@ def test_environment_query_with_unknown_placeholder_is_rejected() -> None:
 
 def test_default_catalog_is_the_documented_one() -> None:
     assert set(DEFAULT_QUERIES) == {
-        "requests", "error_rate", "latency_p99_ms", "ttft_p99_seconds", "tpot_p99_seconds",
+        "requests", "last_sample", "error_rate", "latency_p99_ms", "ttft_p99_seconds", "tpot_p99_seconds",
         "e2e_latency_p99_seconds", "quality_score", "safety_violation_rate", "user_satisfaction"}
     assert "istio_requests_total" in DEFAULT_QUERIES["requests"].query
     assert 'response_code=~"5.."' in DEFAULT_QUERIES["error_rate"].query
     assert "istio_request_duration_milliseconds_bucket" in DEFAULT_QUERIES["latency_p99_ms"].query
     assert "vllm:time_to_first_token_seconds_bucket" in DEFAULT_QUERIES["ttft_p99_seconds"].query
+    assert DEFAULT_QUERIES["last_sample"].query.startswith("max by (destination_app, destination_version) (timestamp(")
     for name, query in DEFAULT_QUERIES.items():
-        assert "$window" in query.query, name
+        assert "$window" in query.query or name == "last_sample", name  # a sample's time has no window
         assert (query.labels.app, query.labels.version) in {
             ("destination_app", "destination_version"), ("app", "version")}, name
         for label in (query.labels.app, query.labels.version):
