@@ -12,7 +12,7 @@ from datetime import timedelta
 from string import Template
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, Field, field_validator
+from pydantic import AfterValidator, AwareDatetime, Field, field_validator, model_validator
 
 from .types import DNS_LABEL, DnsLabel, Email, Fraction, Frozen, PositiveDuration, SemVer, format_duration
 
@@ -172,10 +172,18 @@ class ModelDeployment(Frozen):
     stable: SemVer
     candidate: SemVer | None = None
     standby: SemVer | None = None
+    standby_until: AwareDatetime | None = Field(
+        default=None, description="when the reconciler retires the standby (set at promotion); unset: kept until removed")
     stage: int = Field(default=0, ge=0, description="index into the candidate's rollout.stages")
     stage_started_at: AwareDatetime | None = None
     pool: DnsLabel = Field(description="the GPU pool that serves this model")
     replicas: int = Field(default=1, ge=1, le=1000, description="replicas per live version")
+
+    @model_validator(mode="after")
+    def _standby_until_needs_standby(self) -> ModelDeployment:
+        if self.standby_until is not None and self.standby is None:
+            raise ValueError("standby_until is set but there is no standby: remove standby_until")
+        return self
 
     def live_versions(self) -> list[str]:
         return [v for v in (self.stable, self.candidate, self.standby) if v is not None]

@@ -16,9 +16,12 @@ from .release import Evaluation
 
 
 class Phase(StrEnum):
+    """A gate's result, pre-deployment or live (Argo Rollouts' analysis phases)."""
+
     PASS = "pass"
     FAIL = "fail"
-    INCONCLUSIVE = "inconclusive"
+    INCONCLUSIVE = "inconclusive"  # not enough data to judge (no series, no stable to compare with)
+    ERROR = "error"  # the measurement itself failed (a query error): live gates only
 
 
 @dataclass(frozen=True, slots=True)

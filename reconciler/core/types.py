@@ -8,7 +8,7 @@ editors flag the same mistakes as people type.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Callable
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
@@ -140,3 +140,8 @@ def version_key(version: str) -> tuple[int, int, int]:
 def version_label(version: str) -> str:
     """The pod and Istio subset label of a version: "1.3.0" -> "v1.3.0"."""
     return f"v{version}"
+
+
+def utc_text(at: datetime) -> str:
+    """An instant as people and YAML read it: 2026-11-22T10:00:00Z (UTC, seconds)."""
+    return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,195 @@
+"""The rollout decision: from pointers, the candidate's release, observations and `now`, one of
+wait / hold / advance / promote / rollback / stop (and retire for an expired standby).
+
+Order of checks, every pass, at every stage (DESIGN.md "Rollout semantics", "Principles" 5):
+
+1. Prometheus unreachable: hold. Nothing is known, so nothing moves, and nothing healthy is
+   rolled back.
+2. Rollback triggers on the candidate (metric > max or < min): roll back.
+3. Dead man's switch: a candidate that holds traffic (or mirrored traffic) but has sent no sample
+   for longer than its `max_silence` is rolled back, provided the environment's data is otherwise
+   fresh (another version still reports, so the silence is the candidate's own).
+4. Stale data (the newest sample of the environment is older than `max_staleness`): hold.
+5. The stage's minimum duration has not passed: wait.
+6. Too few requests served in the stage for the comparison to mean anything: hold.
+7. Any gate not passing on fresh data: hold, with each gate's reading.
+8. Otherwise the stage is done: advance; at the last stage, promote (or stop, for a release that
+   ends in shadow). Advancing into a final 100% stage with no checks of its own promotes at once;
+   a final stage with gates or a duration is a post-promotion check: the candidate serves 100%
+   with the stable still running, and a trigger there switches straight back.
+
+Blue/green is the same machine with 0/100 stages; shadow stages are 0% stages that mirror, gated
+on comparisons with stable.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from .decision import Action, Decision
+from .environment import Metrics, ModelDeployment
+from .gates import check_gate, check_trigger
+from .observations import Observations, VersionKey
+from .predeployment import Phase
+from .release import Release, Stage
+from .types import format_duration, utc_text, version_label
+
+
+def decide(environment: str, model: str, dep: ModelDeployment, candidate: Release | None, metrics: Metrics,
+           observations: Observations, now: datetime) -> list[Decision]:
+    """Every decision due for one model: its rollout's, and the standby's retirement."""
+    decisions = []
+    if dep.candidate is not None and candidate is not None:
+        decisions.append(_decide_rollout(environment, model, dep, candidate, metrics, observations, now))
+    if dep.standby is not None and dep.standby_until is not None and now >= dep.standby_until:
+        decisions.append(Decision(
+            environment, model, dep.standby, dep.stable, Action.RETIRE, now,
+            reasons=(f"standby {dep.standby} kept until {utc_text(dep.standby_until)}: its window has ended",)))
+    return decisions
+
+
+def in_flight(dep: ModelDeployment) -> bool:
+    return dep.candidate is not None or (dep.standby is not None and dep.standby_until is not None)
+
+
+def _decide_rollout(environment: str, model: str, dep: ModelDeployment, release: Release, metrics: Metrics,
+                    obs: Observations, now: datetime) -> Decision:
+    stages = release.rollout.stages
+    index = min(dep.stage, len(stages) - 1)
+    stage = stages[index]
+    window = format_duration(metrics.window)
+    cand: VersionKey = (model, release.version)
+    stable: VersionKey = (model, dep.stable)
+    label = version_label(release.version)
+    started = dep.stage_started_at
+    elapsed = now - started if started is not None else None
+
+    def decision(action: Action, reasons: list[str], **fields: object) -> Decision:
+        base: dict[str, object] = {"stage": index, "next_stage": index, "weight": stage.weight,
+                                   "previous_weight": stage.weight, "time_in_stage": elapsed}
+        return Decision(environment, model, release.version, dep.stable, action, now,
+                        reasons=tuple(reasons), **{**base, **fields})  # type: ignore[arg-type]
+
+    def rollback(reasons: list[str], **fields: object) -> Decision:
+        return decision(Action.ROLLBACK, reasons + [f"traffic back to stable {dep.stable}"],
+                        next_stage=None, weight=0, **fields)
+
+    if obs.error is not None:
+        return decision(Action.HOLD, [f"Prometheus unreachable: {obs.error}; holding: nothing advances or rolls "
+                                      "back on missing data"])
+
+    breaches = []
+    unchecked = []
+    for trigger in release.rollout.rollback_triggers:
+        error = obs.metric_error(trigger.metric)
+        if error is not None:
+            unchecked.append(f"rollback trigger on {trigger.metric} not checked: {error}")
+            continue
+        breach = check_trigger(trigger, obs.value(trigger.metric, cand), window=window)
+        if breach is not None:
+            breaches.append(breach)
+    stage_text = _stage_text(index, stage)
+    if breaches:
+        return rollback([f"{b.message} at {stage_text}" for b in breaches], breaches=tuple(breaches))
+
+    fresh_limit = now - metrics.max_staleness
+    newest = obs.newest_sample
+    environment_fresh = obs.last_sample_error is None and newest is not None and newest >= fresh_limit
+    serving = stage.weight > 0 or stage.mirror > 0
+    if serving and environment_fresh and obs.requests.error is None and started is not None:
+        seen = [t for t in (obs.last_sample.get(cand), obs.requests.last_served(cand), started) if t is not None]
+        silent = now - max(seen)
+        limit = release.rollout.dead_mans_switch.max_silence
+        if silent > limit:
+            share = f"{stage.weight}% of traffic" if stage.weight else f"{stage.mirror}% mirrored traffic"
+            return rollback([f"dead man's switch: no samples from {label} for {format_duration(silent)} "
+                             f"(max silence {format_duration(limit)}) while it holds {share}"])
+
+    if obs.last_sample_error is not None:
+        return decision(Action.HOLD, [f"cannot tell how fresh the data is: {obs.last_sample_error}; holding"]
+                        + unchecked)
+    if not environment_fresh:
+        age = "no samples at all" if newest is None else f"the newest sample is {format_duration(now - newest)} old"
+        return decision(Action.HOLD, [f"stale data: {age} (max staleness {format_duration(metrics.max_staleness)}); "
+                                      "holding until Prometheus has fresh samples"] + unchecked)
+    if started is None:
+        return decision(Action.HOLD, [f"stage_started_at is not set for {model} in {environment}: set it to when "
+                                      "the stage began (reconciler start does)"])
+
+    if elapsed is not None and elapsed < stage.min_duration:
+        return decision(Action.WAIT, [f"{stage_text} has run {format_duration(elapsed)} of "
+                                      f"{format_duration(stage.min_duration)}"] + unchecked)
+
+    if stage.min_requests:
+        if obs.requests.error is not None:
+            return decision(Action.HOLD, [f"requests: query failed: {obs.requests.error}"] + unchecked)
+        served = obs.requests.served_since(cand, started)
+        if served < stage.min_requests:
+            return decision(Action.HOLD, [f"{label} served {served:,.0f} of {stage.min_requests:,} requests "
+                                          f"required at {stage_text}"] + unchecked)
+
+    candidate_fresh = (obs.last_sample.get(cand) or datetime.min.replace(tzinfo=now.tzinfo)) >= fresh_limit
+    stable_fresh = (obs.last_sample.get(stable) or datetime.min.replace(tzinfo=now.tzinfo)) >= fresh_limit
+    checks = tuple(check_gate(
+        gate, obs.value(gate.metric, cand) if candidate_fresh else None,
+        obs.value(gate.metric, stable) if stable_fresh else None, window=window,
+        error=obs.metric_error(gate.metric), candidate_label=label,
+        stable_label=f"stable {version_label(dep.stable)}") for gate in stage.gates)
+    failing = [c for c in checks if c.phase is not Phase.PASS]
+    if failing:
+        return decision(Action.HOLD, [f"{c.phase}: {c.message}" for c in failing] + unchecked, gates=checks)
+    passed = [c.message for c in checks] or ["no gates at this stage"]
+
+    last = len(stages) - 1
+    if index == last:
+        if stage.weight == 0:
+            return decision(Action.STOP, passed + [f"the release ends in shadow: {label} is withdrawn"],
+                            next_stage=None, weight=0, gates=checks)
+        return _promote(decision, release, passed, checks, now)
+    following = stages[index + 1]
+    if index + 1 == last and following.weight == 100 and not _has_checks(following):
+        return _promote(decision, release, passed, checks, now, next_stage=index + 1)
+    return decision(Action.ADVANCE, passed + [f"next: {_stage_text(index + 1, following)}"],
+                    next_stage=index + 1, weight=following.weight, gates=checks)
+
+
+def _promote(decision, release: Release, passed: list[str], checks: tuple, now: datetime,
+             next_stage: int | None = None) -> Decision:
+    until = now + release.rollout.standby_window
+    return decision(Action.PROMOTE, passed, next_stage=next_stage, weight=100, gates=checks, standby_until=until)
+
+
+def _has_checks(stage: Stage) -> bool:
+    return bool(stage.gates or stage.min_requests or stage.min_duration > timedelta(0))
+
+
+def _stage_text(index: int, stage: Stage) -> str:
+    mirror = f", mirroring {stage.mirror}%" if stage.mirror else ""
+    return f"stage {index} ({stage.weight}%{mirror})"
+
+
+
+def start(environment: str, model: str, dep: ModelDeployment, release: Release, now: datetime) -> Decision:
+    """A rollout begins at stage 0 (the caller has checked the pre-deployment gates)."""
+    first = release.rollout.stages[0]
+    return Decision(environment, model, release.version, dep.stable, Action.START, now, stage=None, next_stage=0,
+                    weight=first.weight, previous_weight=0,
+                    reasons=(f"{release.rollout.strategy} rollout of {release.version} over stable {dep.stable}: "
+                             f"{_stage_text(0, first)}",))
+
+
+def manual_rollback(environment: str, model: str, dep: ModelDeployment, reason: str, now: datetime) -> Decision:
+    """By hand: withdraw the candidate, or with none in flight, go back to the standby.
+
+    Raises ValueError when there is nothing to go back to.
+    """
+    if dep.candidate is not None:
+        return Decision(environment, model, dep.candidate, dep.stable, Action.ROLLBACK, now, stage=dep.stage,
+                        next_stage=None, weight=0, reasons=(f"manual: {reason}", f"traffic back to stable {dep.stable}"),
+                        manual=True)
+    if dep.standby is not None:
+        return Decision(environment, model, dep.stable, dep.standby, Action.ROLLBACK, now, weight=0,
+                        reasons=(f"manual: {reason}", f"traffic back to standby {dep.standby}, which becomes stable"),
+                        manual=True)
+    raise ValueError(f"{model} in {environment} has no candidate and no standby to go back to: revert the commit "
+                     "that promoted it (git revert), or start a rollout of the version you want")

@@ -1,0 +1,124 @@
+"""What applying a decision writes: the pointer edits, the commit message with its trailers, the
+incident record of a rollback and the notification. Pure functions of the decision; the adapters
+only write, commit and post what these return.
+
+Trailers are what machines read back (`git log --format=%(trailers)`, `reconciler lineage`):
+
+    Sluice-Action: advance
+    Sluice-Environment: staging
+    Sluice-Model: chat-assistant
+    Sluice-Version: 1.3.0
+    Sluice-Stage: 1 -> 2
+    Sluice-Weight: 1 -> 5
+    Sluice-Reason: latency_p99_ms 1,402 <= 1.2 x stable 1,300 = 1,560 over 5m
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from .decision import Action, Decision
+from .environment import ModelDeployment
+from .types import utc_text
+
+Changes = dict[str, object]  # environment file key under models.<model> -> new value (None removes it)
+
+
+def pointer_changes(dep: ModelDeployment, decision: Decision) -> Changes:
+    """The edits of `models.<model>` that carry out the decision.
+
+    Example: PROMOTE 1.3.0 over stable 1.2.0 -> stable "1.3.0", standby "1.2.0", standby_until,
+    and candidate, stage, stage_started_at removed.
+    """
+    action, at = decision.action, decision.at
+    if action is Action.START:
+        return {"candidate": decision.candidate, "stage": 0, "stage_started_at": at}
+    if action is Action.ADVANCE:
+        return {"stage": decision.next_stage, "stage_started_at": at}
+    if action is Action.PROMOTE:
+        return {"stable": decision.candidate, "standby": dep.stable, "standby_until": decision.standby_until,
+                "candidate": None, "stage": None, "stage_started_at": None}
+    if action is Action.ROLLBACK and dep.candidate is None:  # by hand, back to the standby
+        return {"stable": dep.standby, "standby": None, "standby_until": None}
+    if action in (Action.ROLLBACK, Action.STOP):
+        return {"candidate": None, "stage": None, "stage_started_at": None}
+    if action is Action.RETIRE:
+        return {"standby": None, "standby_until": None}
+    raise ValueError(f"{action} changes nothing")
+
+
+def subject(decision: Decision) -> str:
+    d = decision
+    where = f"{d.model} {d.candidate} in {d.environment}"
+    if d.action is Action.START:
+        return f"Start {where} at stage 0 ({d.weight}%)"
+    if d.action is Action.ADVANCE:
+        return f"Advance {where} to stage {d.next_stage} ({d.weight}%)"
+    if d.action is Action.PROMOTE:
+        return f"Promote {where} to stable ({d.stable} on standby until {utc_text(d.standby_until)})"
+    if d.action is Action.ROLLBACK:
+        why = "by hand" if d.manual else (d.breaches[0].message if d.breaches else d.reasons[0])
+        return f"Roll back {where}: {why}"
+    if d.action is Action.STOP:
+        return f"Stop shadow release {where}: evaluation done"
+    if d.action is Action.RETIRE:
+        return f"Retire standby {d.model} {d.candidate} in {d.environment}"
+    return f"{d.action.capitalize()} {where}"
+
+
+def commit_message(decision: Decision) -> tuple[str, list[tuple[str, str]]]:
+    """(message, trailers): a subject a person reads in `git log --oneline`, the reasons, and how
+    to undo it; trailers for machines."""
+    d = decision
+    body = [subject(d), ""] + [f"- {reason}" for reason in d.reasons]
+    body += ["", "Revert this commit to undo it: `git revert <this commit>`, then let CI apply main."]
+    trailers = [("Sluice-Action", str(d.action)), ("Sluice-Environment", d.environment), ("Sluice-Model", d.model),
+                ("Sluice-Version", d.candidate or ""), ("Sluice-Stable", d.stable), ("Sluice-At", utc_text(d.at))]
+    if d.stage is not None or d.next_stage is not None:
+        trailers.append(("Sluice-Stage", f"{_or_dash(d.stage)} -> {_or_dash(d.next_stage)}"))
+    if d.weight is not None:
+        trailers.append(("Sluice-Weight", f"{_or_dash(d.previous_weight)} -> {d.weight}"))
+    trailers += [("Sluice-Reason", reason) for reason in d.reasons]
+    return "\n".join(body), trailers
+
+
+def incident_record(decision: Decision, timeline: list[tuple[datetime, str]]) -> dict[str, object]:
+    """The record a rollback leaves under incidents/: what breached, values, thresholds, timeline."""
+    d = decision
+    events = sorted(timeline + [(d.at, f"rolled back {d.candidate} ({'by hand' if d.manual else 'automatically'}); "
+                                      f"traffic back to {d.stable}")], key=lambda e: e[0])
+    return {
+        "incident": incident_id(d),
+        "environment": d.environment, "model": d.model, "version": d.candidate, "stable": d.stable,
+        "detected_at": utc_text(d.at), "manual": d.manual,
+        "stage": d.stage, "weight_before": d.previous_weight,
+        "time_in_stage": None if d.time_in_stage is None else str(d.time_in_stage),
+        "breaches": [{"metric": b.metric, "value": b.value, "bound": b.bound, "threshold": b.threshold,
+                      "message": b.message} for b in d.breaches],
+        "reasons": list(d.reasons),
+        "timeline": [{"at": utc_text(at), "event": event} for at, event in events],
+        "next_steps": [
+            f"traffic is on {d.stable}; the candidate's pods keep running until CI applies this commit",
+            f"investigate {d.model} {d.candidate}: the reasons above and its dashboards around {utc_text(d.at)}",
+            "to retry, fix the release and cut a new version; to undo this rollback, git revert its commit",
+        ],
+    }
+
+
+def incident_id(decision: Decision) -> str:
+    return f"{decision.at.strftime('%Y-%m-%dT%H%M%SZ')}-{decision.environment}-{decision.model}-{decision.candidate}"
+
+
+def notification(decision: Decision, commit: str | None, incident_path: str | None) -> tuple[str, dict[str, object]]:
+    """(one-line summary for chat, JSON payload for webhooks)."""
+    d = decision
+    summary = f"{d.environment}: {subject(d)}"
+    payload: dict[str, object] = {"event": f"sluice.{d.action}", **d.to_dict(), "stable": d.stable,
+                                  "at": utc_text(d.at), "commit": commit, "incident": incident_path,
+                                  "manual": d.manual}
+    return summary, payload
+
+
+def _or_dash(value: object) -> str:
+    return "-" if value is None else str(value)
+
