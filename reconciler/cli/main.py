@@ -17,6 +17,9 @@ COMMANDS = {
     "status": ("status", "what runs where: stable, candidate, standby and stage per environment and model"),
     "render": ("render", "write the Kubernetes and Istio manifests of an environment (for kubectl or Argo CD)"),
     "preview": ("preview", "offline preview: the program under mocks, judged by the policy pack over gRPC"),
+    "start": ("start", "begin a rollout: candidate at stage 0 after the pre-deployment gates, committed"),
+    "reconcile": ("reconcile", "one pass over every in-flight rollout: advance, hold, promote or roll back, committed"),
+    "rollback": ("rollback", "roll a model back by hand (candidate withdrawn, or back to the standby), committed"),
     "schema": ("schema", "write JSON Schemas for release and environment files (for editors and CI)"),
 }
 
@@ -84,6 +87,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f" {err.filename}" if err.filename else ""
         print(f"reconciler {args.command}: cannot read{where}: {err.strerror or err}", file=sys.stderr)
         return exit_codes.USAGE
+
+
+def parse_time(text: str):
+    """`--at 2026-11-22T10:00:00Z`: an ISO 8601 instant with its zone (Z or +01:00)."""
+    from datetime import datetime
+
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time such as 2026-11-22T10:00:00Z") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no time zone: add Z (UTC) or an offset such as +01:00")
+    return value
+
+
+def add_at_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--at", type=parse_time, metavar="TIME", help=f"{what} (ISO 8601, e.g. 2026-11-22T10:00:00Z; "
+                        "default: now)")
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace | int:

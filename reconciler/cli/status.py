@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import timezone
+from datetime import datetime, timezone
 
 from . import exit_codes
-from .main import add_format_argument, add_repo_argument, load_valid_repository
+from .main import add_at_argument, add_format_argument, add_repo_argument, load_valid_repository
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_repo_argument(parser)
     add_format_argument(parser, "text", "json")
+    add_at_argument(parser, "report time in stage as of TIME")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     repo = load_valid_repository(args.path, "status")
     if repo is None:
         return exit_codes.FINDINGS
-    statuses = repository_status(repo)
+    statuses = repository_status(repo, args.at or datetime.now(timezone.utc))
     if args.format == "json":
         print(json.dumps({"environments": [_env_dict(s) for s in statuses]}, indent=2))
     else:
@@ -40,6 +41,16 @@ def _env_dict(status) -> dict[str, object]:
     }
 
 
+def _minutes(elapsed) -> str:
+    """1 day, 1 h 27 min 3.9 s -> "1d1h27m": minutes are enough for people."""
+    from datetime import timedelta
+
+    from ..core.types import format_duration
+
+    return format_duration(timedelta(minutes=int(elapsed.total_seconds() // 60))) if elapsed.total_seconds() >= 60 \
+        else "under 1m"
+
+
 def _text(statuses) -> str:
     lines: list[str] = []
     for env in statuses:
@@ -52,8 +63,14 @@ def _text(statuses) -> str:
                 since = (m.stage_started_at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
                          if m.stage_started_at else "?")
                 share = m.weights.get(m.candidate, 0)
+                in_stage = f", {_minutes(m.time_in_stage)} ago" if m.time_in_stage is not None else ""
                 lines.append(f"    rollout   {m.strategy}, stage {m.stage}/{m.last_stage} ({share}% to the candidate), "
-                             f"since {since}")
+                             f"since {since}{in_stage}")
+                lines.append(f"    next      {m.next_gate}")
+            if m.standby is not None:
+                until = (f"until {m.standby_until.astimezone(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}"
+                         if m.standby_until else "until removed by hand")
+                lines.append(f"    standby   {m.standby}, kept {until}")
             lines.append(f"    serving   {m.replicas} replica(s) per version on pool {m.pool}")
         for d in env.pools:
             lines.append(f"  pool {d.pool.name}: {d.nodes} of {d.pool.max_nodes} {d.pool.instance_type} nodes needed "

@@ -41,7 +41,8 @@ def decide(environment: str, model: str, dep: ModelDeployment, candidate: Releas
     decisions = []
     if dep.candidate is not None and candidate is not None:
         decisions.append(_decide_rollout(environment, model, dep, candidate, metrics, observations, now))
-    if dep.standby is not None and dep.standby_until is not None and now >= dep.standby_until:
+    promoting = any(d.action is Action.PROMOTE for d in decisions)  # a promotion replaces the standby anyway
+    if dep.standby is not None and dep.standby_until is not None and now >= dep.standby_until and not promoting:
         decisions.append(Decision(
             environment, model, dep.standby, dep.stable, Action.RETIRE, now,
             reasons=(f"standby {dep.standby} kept until {utc_text(dep.standby_until)}: its window has ended",)))

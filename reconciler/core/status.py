@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from .repository import Repository
+from .release import Gate, Release
 from .traffic import PoolDemand, pool_demand, traffic_split
+from .types import format_duration, utc_text
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,9 @@ class ModelStatus:
     mirror: tuple[str, int] | None
     pool: str
     replicas: int
+    standby_until: datetime | None = None
+    time_in_stage: timedelta | None = None
+    next_gate: str | None = None  # what the stage still needs before the candidate moves on
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -31,6 +36,9 @@ class ModelStatus:
             "stage_started_at": self.stage_started_at.isoformat() if self.stage_started_at else None,
             "weights": self.weights, "mirror": dict([self.mirror]) if self.mirror else {},
             "pool": self.pool, "replicas": self.replicas,
+            "standby_until": utc_text(self.standby_until) if self.standby_until else None,
+            "time_in_stage_seconds": None if self.time_in_stage is None else int(self.time_in_stage.total_seconds()),
+            "next_gate": self.next_gate,
         }
 
 
@@ -44,7 +52,36 @@ class EnvironmentStatus:
     pools: list[PoolDemand] = field(default_factory=list)
 
 
-def repository_status(repo: Repository) -> list[EnvironmentStatus]:
+def next_gate(release: Release, stage_index: int, time_in_stage: timedelta | None) -> str:
+    """What stands between the candidate and its next step, in the order `decide` checks it.
+
+    Example: stage 2 of the default canary, 1h in -> "3h more (min 4h), then 10,000 requests and
+    quality_score min_ratio_to_stable 0.98, error_rate max_increase_over_stable 0.005 -> stage 3 (25%)".
+    """
+    stages = release.rollout.stages
+    stage = stages[min(stage_index, len(stages) - 1)]
+    needs = []
+    if time_in_stage is not None and time_in_stage < stage.min_duration:
+        needs.append(f"{format_duration(stage.min_duration - time_in_stage)} more "
+                     f"(min {format_duration(stage.min_duration)})")
+    if stage.min_requests:
+        needs.append(f"{stage.min_requests:,} requests")
+    if stage.gates:
+        needs.append(", ".join(_gate_text(g) for g in stage.gates))
+    last = len(stages) - 1
+    if stage_index >= last:
+        then = "withdrawal (shadow only)" if stage.weight == 0 else "promotion"
+    else:
+        then = f"stage {stage_index + 1} ({stages[stage_index + 1].weight}%)"
+    return f"{', then '.join(needs) or 'the next pass'} -> {then}"
+
+
+def _gate_text(gate: Gate) -> str:
+    bounds = {k: v for k, v in gate.model_dump(exclude={"metric"}).items() if v is not None}
+    return f"{gate.metric} " + " ".join(f"{k} {v:g}" for k, v in bounds.items())
+
+
+def repository_status(repo: Repository, now: datetime | None = None) -> list[EnvironmentStatus]:
     out = []
     for name in sorted(repo.environments):
         env = repo.environments[name]
@@ -53,13 +90,15 @@ def repository_status(repo: Repository) -> list[EnvironmentStatus]:
             dep = env.models[model]
             candidate = repo.release(model, dep.candidate) if dep.candidate else None
             split = traffic_split(dep, candidate)
+            in_stage = now - dep.stage_started_at if candidate and now and dep.stage_started_at else None
             rows.append(ModelStatus(
                 model, dep.stable, dep.candidate, dep.standby,
                 candidate.rollout.strategy if candidate else None,
                 dep.stage if candidate else None,
                 len(candidate.rollout.stages) - 1 if candidate else None,
                 dep.stage_started_at if candidate else None,
-                split.weights, split.mirror, dep.pool, dep.replicas))
+                split.weights, split.mirror, dep.pool, dep.replicas, dep.standby_until, in_stage,
+                next_gate(candidate, dep.stage, in_stage) if candidate else None))
         out.append(EnvironmentStatus(name, env.cluster.name, env.cluster.region, env.policy.protected, rows,
                                      pool_demand(repo, env)))
     return out

@@ -185,11 +185,22 @@ def test_status_text(capsys: pytest.CaptureFixture[str], example_repo: Path) -> 
     assert out.splitlines()[0] == "prod  (cluster llm-prod, us-east-1, protected)"
     assert "staging  (cluster llm-staging, us-east-1)" in out.splitlines()
     assert "    traffic   stable 1.2.0 99%, candidate 1.3.0 1%" in out
-    assert re.search(r"^    rollout   canary\b.*\bstage 1/5\b.*since 2026-11-21 09:00 UTC$", out, re.MULTILINE)
-    assert re.search(r"^    rollout   blue-green\b.*\bstage 0/1\b.*since 2026-11-22 07:30 UTC$", out, re.MULTILINE)
+    assert re.search(r"^    rollout   canary\b.*\bstage 1/5\b.*since 2026-11-21 09:00 UTC, \S+ ago$", out, re.MULTILINE)
+    assert re.search(r"^    rollout   blue-green\b.*\bstage 0/1\b.*since 2026-11-22 07:30 UTC, \S+ ago$", out, re.MULTILINE)
     assert out.count("    rollout   ") == 2  # prod has no candidate
     assert "    traffic   stable 1.2.0 100%, standby 1.1.0 0%" in out
     assert "  pool a10g: 2 of 2 g5.12xlarge nodes needed with every live version running" in out
+
+
+def test_status_as_of_a_time_says_how_long_and_what_is_next(capsys: pytest.CaptureFixture[str],
+                                                             example_repo: Path) -> None:
+    code, out, _ = run(capsys, "status", str(example_repo), "--at", "2026-11-22T08:00:00Z")
+    assert code == 0
+    assert "    rollout   canary, stage 1/5 (1% to the candidate), since 2026-11-21 09:00 UTC, 23h ago" in out
+    assert ("    next      1,000 requests, then latency_p99_ms max_ratio_to_stable 1.2, ttft_p99_seconds max 1.5 "
+            "-> stage 2 (5%)") in out
+    assert "    rollout   blue-green, stage 0/1 (0% to the candidate), since 2026-11-22 07:30 UTC, 30m ago" in out
+    assert "    standby   1.1.0, kept until removed by hand" in out
 
 
 def test_status_json(capsys: pytest.CaptureFixture[str], example_repo: Path) -> None:
@@ -204,6 +215,7 @@ def test_status_json(capsys: pytest.CaptureFixture[str], example_repo: Path) -> 
     assert (chat["strategy"], chat["stage"], chat["last_stage"]) == ("canary", 1, 5)
     assert chat["weights"] == {"1.2.0": 99, "1.3.0": 1}
     assert chat["stage_started_at"] == "2026-11-21T09:00:00+00:00"
+    assert chat["time_in_stage_seconds"] > 0 and chat["next_gate"].endswith("-> stage 2 (5%)")
     assert {p["name"]: (p["nodes_needed"], p["max_nodes"]) for p in staging["pools"]} == {"a100": (2, 3), "a10g": (2, 2)}
 
 

@@ -1,0 +1,316 @@
+"""One reconcile pass, and the hand-made decisions (start, rollback), carried out on a checkout.
+
+The pure core decides; this module wires the edges in order: load the repository, read
+Prometheus (one query per metric per environment), decide, and for each decision that changes
+something: edit the environment file (ruamel round-trip, atomic), write the incident record of a
+rollback, commit both in one commit, then notify. With `push`, the commits land only if the push
+does: a rejected push resets to the remote's new head and decides again from there, so two
+reconcilers racing on one remote never both advance the same rollout (the loser finds the stage
+already advanced, its clock restarted). Notifications go out only for commits that landed, and a
+failed notification is reported, never a reason to undo a rollback.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable
+
+from ruamel.yaml import YAML
+
+from ..core.decide import decide, manual_rollback, start
+from ..core.decision import Action, Decision
+from ..core.decision_records import commit_message, incident_id, incident_record, notification, pointer_changes
+from ..core.environment import Environment
+from ..core.findings import Finding
+from ..core.observations import LAST_SAMPLE, REQUESTS, Observations
+from ..core.predeployment import evaluate_predeployment
+from ..core.repository import Repository
+from ..core.types import version_key
+from .environment_writer import update_models, write_atomically
+from .git import GitRepository
+from .notify import Delivery, notify
+from .prometheus import PrometheusClient, observe
+from .repo_loader import load_repository
+
+#: How far back the requests history reaches at most (a 48h stage needs 2 days).
+MAX_LOOKBACK = timedelta(days=14)
+MAX_PUSH_ATTEMPTS = 5
+NOTIFIED = (Action.ROLLBACK, Action.PROMOTE, Action.STOP)
+
+
+class InvalidRepository(Exception):
+    """The checkout has validation errors: nothing is decided on a repository validate refuses."""
+
+    def __init__(self, findings: list[Finding]) -> None:
+        super().__init__(f"{len(findings)} error(s)")
+        self.findings = findings
+
+
+class RolloutError(Exception):
+    """A hand-made action cannot be carried out (usage error); the message says what to do."""
+
+
+class GatesFailed(RolloutError):
+    """The candidate fails a blocking pre-deployment gate: refused like a validation error."""
+
+
+@dataclass
+class Applied:
+    decision: Decision
+    commit: str | None = None
+    incident: str | None = None  # path relative to the repository root
+    deliveries: list[Delivery] = field(default_factory=list)
+
+
+@dataclass
+class PassReport:
+    at: datetime
+    decisions: list[Decision] = field(default_factory=list)
+    applied: list[Applied] = field(default_factory=list)
+    queries: int = 0
+    attempts: int = 1
+    pushed: bool = False
+
+
+ClientFactory = Callable[[Environment, str | None], PrometheusClient]
+
+
+def prometheus_client(environment: Environment, url: str | None) -> PrometheusClient:
+    return PrometheusClient(url or environment.metrics.prometheus_url, environment.metrics.timeout.total_seconds())
+
+
+def load_valid(root: Path) -> Repository:
+    loaded = load_repository(root)
+    if loaded.errors:
+        raise InvalidRepository(loaded.errors)
+    return loaded.repository
+
+
+# --- deciding -----------------------------------------------------------------------------------------
+
+def observe_environment(repo: Repository, name: str, at: datetime, client: PrometheusClient) -> Observations:
+    """One query per metric the environment's rollouts read, whatever their number."""
+    env = repo.environments[name]
+    releases = {model: repo.release(model, dep.candidate) for model, dep in env.models.items() if dep.candidate}
+    releases = {m: r for m, r in releases.items() if r is not None}
+    if not releases:
+        return Observations(at=at)
+    metrics = {REQUESTS, LAST_SAMPLE}
+    starts, silences = [], []
+    for model, release in releases.items():
+        dep = env.models[model]
+        stage = release.rollout.stages[min(dep.stage, len(release.rollout.stages) - 1)]
+        metrics |= {g.metric for g in stage.gates} | {t.metric for t in release.rollout.rollback_triggers}
+        if dep.stage_started_at is not None:
+            starts.append(dep.stage_started_at)
+        silences.append(release.rollout.dead_mans_switch.max_silence)
+    since = min(starts + [at - max(silences)]) - env.metrics.window
+    since = max(since, at - MAX_LOOKBACK)
+    return observe(client, env, sorted(metrics), sorted(releases), at, since)
+
+
+def decide_all(repo: Repository, environments: list[str], at: datetime, prometheus_url: str | None,
+               client_factory: ClientFactory) -> tuple[list[Decision], int]:
+    decisions, queries = [], 0
+    for name in environments:
+        env = repo.environments[name]
+        observations = observe_environment(repo, name, at, client_factory(env, prometheus_url))
+        queries += observations.queries
+        for model in sorted(env.models):
+            dep = env.models[model]
+            candidate = repo.release(model, dep.candidate) if dep.candidate else None
+            decisions += decide(name, model, dep, candidate, env.metrics, observations, at)
+    return decisions, queries
+
+
+def run_pass(root: Path, *, environments: list[str] | None = None, prometheus_url: str | None = None,
+             at: datetime | None = None, dry_run: bool = False, push: bool = False, remote: str = "origin",
+             client_factory: ClientFactory = prometheus_client) -> PassReport:
+    """Decide for every in-flight rollout (of `environments`, default all) and apply the decisions."""
+    when = at or datetime.now(timezone.utc)
+    git = None if dry_run else GitRepository(root)
+    attempts = 0
+    while True:
+        attempts += 1
+        if push and git is not None:
+            _sync_with_remote(git, remote)
+        repo = load_valid(root)
+        names = _environment_names(repo, environments)
+        decisions, queries = decide_all(repo, names, when, prometheus_url, client_factory)
+        report = PassReport(when, decisions, queries=queries, attempts=attempts)
+        if git is None:
+            return report
+        report.applied = [apply(root, git, repo, d) for d in decisions if d.action.commits]
+        if push and report.applied:
+            result = git.push(remote, git.branch())
+            if result.rejected and attempts < MAX_PUSH_ATTEMPTS:
+                continue  # someone else moved the branch: decide again from their head
+            if not result.ok:
+                raise RolloutError(f"push to {remote} failed after {attempts} attempt(s): {result.message}; "
+                                   "the commits are local only")
+            report.pushed = True
+        for applied in report.applied:
+            send_notifications(repo, applied)
+        return report
+
+
+def _environment_names(repo: Repository, wanted: list[str] | None) -> list[str]:
+    if not wanted:
+        return sorted(repo.environments)
+    unknown = [w for w in wanted if w not in repo.environments]
+    if unknown:
+        raise RolloutError(f"no environments/{unknown[0]}.yaml (known: {', '.join(sorted(repo.environments))})")
+    return wanted
+
+
+def _sync_with_remote(git: GitRepository, remote: str) -> None:
+    """Start from the remote's head: a pass decides on what everyone sees, never on a stale copy."""
+    git.fetch(remote)
+    git.reset_hard(f"{remote}/{git.branch()}")
+
+
+# --- applying -----------------------------------------------------------------------------------------
+
+def apply(root: Path, git: GitRepository, repo: Repository, decision: Decision, check: bool = False) -> Applied:
+    """Edit the environment file (and write the incident record) and commit them, or change nothing.
+
+    `check`: first make sure the edited repository still validates (for edits made by hand, which
+    may break a rule such as approvals or capacity); nothing is written when it does not.
+    """
+    env_path = root / "environments" / f"{decision.environment}.yaml"
+    if not git.is_clean([env_path]):
+        raise RolloutError(f"{env_path.relative_to(root)} has uncommitted changes: commit or discard them first; "
+                           "the reconciler only commits its own edits")
+    original = env_path.read_text(encoding="utf-8")
+    dep = repo.environments[decision.environment].models[decision.model]
+    edited = update_models(original, {decision.model: pointer_changes(dep, decision)})
+    if check:
+        _check_edit(root, env_path, edited)
+    paths = [env_path]
+    incident = None
+    if decision.action is Action.ROLLBACK:
+        incident_path = root / "incidents" / decision.environment / f"{incident_id(decision)}.yaml"
+        record = incident_record(decision, rollout_timeline(git, env_path, decision))
+        incident_path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(incident_path, _yaml_text(record))
+        paths.append(incident_path)
+        incident = incident_path.relative_to(root).as_posix()
+    write_atomically(env_path, edited)
+    message, trailers = commit_message(decision)
+    try:
+        sha = git.commit(paths, message, trailers)
+    except Exception:
+        write_atomically(env_path, original)
+        if incident is not None:
+            (root / incident).unlink(missing_ok=True)
+        raise
+    return Applied(decision, sha, incident)
+
+
+def _check_edit(root: Path, env_path: Path, edited: str) -> None:
+    """Validate the repository as it would be after the edit, in a scratch copy of environments/
+    (releases/ linked, not copied): the checkout is not touched unless the result is valid."""
+    with tempfile.TemporaryDirectory(prefix="sluice-check-") as scratch:
+        copy = Path(scratch)
+        if (root / "releases").is_dir():
+            (copy / "releases").symlink_to((root / "releases").resolve(), target_is_directory=True)
+        shutil.copytree(root / "environments", copy / "environments")
+        (copy / "environments" / env_path.name).write_text(edited, encoding="utf-8")
+        errors = load_repository(copy).errors
+    if errors:
+        raise InvalidRepository(errors)  # file paths are relative: they read the same as in the checkout
+
+
+def rollout_timeline(git: GitRepository, env_path: Path, decision: Decision) -> list[tuple[datetime, str]]:
+    """The rollout's earlier commits (start, advances) from git history, for the incident record."""
+    events = []
+    for commit in git.log(env_path, ("Sluice-Version", decision.candidate or "")):
+        trailers = commit.trailers
+        if trailers.get("Sluice-Model") == [decision.model] and trailers.get("Sluice-Environment") == [
+                decision.environment]:
+            events.append((commit.date, f"{commit.subject} ({commit.sha[:12]})"))
+    return events
+
+
+def send_notifications(repo: Repository, applied: Applied) -> None:
+    decision = applied.decision
+    if decision.action not in NOTIFIED or decision.candidate is None:
+        return
+    release = repo.release(decision.model, decision.candidate)
+    if release is None or not release.rollout.notify:
+        return
+    summary, payload = notification(decision, applied.commit, applied.incident)
+    applied.deliveries = notify(release.rollout.notify, summary, payload)
+
+
+def _yaml_text(data: object) -> str:
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False
+    yaml.sort_base_mapping_type_on_output = False  # keep the record's reading order
+    buffer = io.StringIO()
+    yaml.dump(data, buffer)
+    return buffer.getvalue()
+
+
+# --- by hand ------------------------------------------------------------------------------------------
+
+def start_rollout(root: Path, environment: str, model: str, version: str, at: datetime | None = None,
+                  push: bool = False, remote: str = "origin") -> Applied:
+    """Begin a rollout at stage 0, after the pre-deployment gates; the edit must leave a valid repository."""
+    when = at or datetime.now(timezone.utc)
+    repo = load_valid(root)
+    env, dep = _deployment(repo, environment, model)
+    release = repo.release(model, version)
+    if release is None:
+        raise RolloutError(f"no release file releases/{model}/{version}.yaml: add it first")
+    if dep.candidate is not None:
+        raise RolloutError(f"{model} already has candidate {dep.candidate} at stage {dep.stage} in {environment}: "
+                           f"let it finish, or roll it back first (reconciler rollback {model} -e {environment})")
+    if version_key(version) <= version_key(dep.stable):
+        raise RolloutError(f"{version} is not newer than stable {dep.stable}: to go back to an older version, use "
+                           "reconciler rollback or git revert")
+    stable = repo.release(model, dep.stable)
+    blocking = [g for g in evaluate_predeployment(release.evaluation, stable.evaluation if stable else None,
+                                                  env.policy.predeployment) if g.failed and g.blocking]
+    if blocking:
+        raise GatesFailed("pre-deployment gates fail: " + "; ".join(
+            f"{g.message}{'; fix: ' + g.fix if g.fix else ''}" for g in blocking))
+    return _apply_by_hand(root, start(environment, model, dep, release, when), push, remote)
+
+
+def rollback_by_hand(root: Path, environment: str, model: str, reason: str, at: datetime | None = None,
+                     push: bool = False, remote: str = "origin") -> Applied:
+    repo = load_valid(root)
+    _, dep = _deployment(repo, environment, model)
+    try:
+        decision = manual_rollback(environment, model, dep, reason, at or datetime.now(timezone.utc))
+    except ValueError as err:
+        raise RolloutError(str(err)) from None
+    return _apply_by_hand(root, decision, push, remote)
+
+
+def _deployment(repo: Repository, environment: str, model: str):
+    env = repo.environments.get(environment)
+    if env is None:
+        raise RolloutError(f"no environments/{environment}.yaml (known: {', '.join(sorted(repo.environments))})")
+    dep = env.models.get(model)
+    if dep is None:
+        raise RolloutError(f"{model} is not deployed in {environment} (models: {', '.join(sorted(env.models))})")
+    return env, dep
+
+
+def _apply_by_hand(root: Path, decision: Decision, push: bool, remote: str) -> Applied:
+    git = GitRepository(root)
+    applied = apply(root, git, load_valid(root), decision, check=True)
+    if push:
+        result = git.push(remote, git.branch())
+        if not result.ok:
+            raise RolloutError(f"committed {applied.commit[:12] if applied.commit else ''} locally, but the push to "
+                               f"{remote} failed: {result.message}; pull, then push again")
+    send_notifications(load_valid(root), applied)
+    return applied

@@ -1,0 +1,26 @@
+"""`reconciler rollback MODEL --environment ENV --reason TEXT [PATH] [--at TIME] [--push]`: the
+manual rollback, as a commit (the same commit `git revert` of the last advance would not be:
+this one withdraws the candidate whatever its stage, writes the incident record and notifies).
+
+With a candidate in flight, traffic goes back to stable; with none, back to the standby, which
+becomes stable. Exit 0 committed, 1 the repository has errors, 2 nothing to roll back / usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from .hand_actions import add_common_arguments, carry_out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model")
+    parser.add_argument("--reason", required=True, help="why, for the commit, the incident record and on-call")
+    add_common_arguments(parser, "record TIME as the rollback's time instead of now (replays, tests)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..adapters.rollout_pass import rollback_by_hand
+
+    return carry_out("rollback", lambda: rollback_by_hand(args.path, args.environment, args.model, args.reason,
+                                                          at=args.at, push=args.push))
