@@ -96,9 +96,14 @@ def _decide_rollout(environment: str, model: str, dep: ModelDeployment, release:
     fresh_limit = now - metrics.max_staleness
     newest = obs.newest_sample
     environment_fresh = obs.last_sample_error is None and newest is not None and newest >= fresh_limit
+    stable_fresh = _fresh(obs.last_sample.get(stable), fresh_limit)
     serving = stage.weight > 0 or stage.mirror > 0
-    if serving and environment_fresh and obs.requests.error is None and started is not None:
-        seen = [t for t in (obs.last_sample.get(cand), obs.requests.last_served(cand), started) if t is not None]
+    # The silence is the candidate's own only if others still report: the environment at all, and
+    # this model's stable unless the candidate has all the traffic (blue/green after the switch).
+    others_report = environment_fresh and (stable_fresh or stage.weight == 100)
+    if serving and others_report and started is not None and now >= started:
+        last_served = obs.requests.last_served(cand) if obs.requests.error is None else None
+        seen = [t for t in (obs.last_sample.get(cand), last_served, started) if t is not None]
         silent = now - max(seen)
         limit = release.rollout.dead_mans_switch.max_silence
         if silent > limit:
@@ -116,6 +121,9 @@ def _decide_rollout(environment: str, model: str, dep: ModelDeployment, release:
     if started is None:
         return decision(Action.HOLD, [f"stage_started_at is not set for {model} in {environment}: set it to when "
                                       "the stage began (reconciler start does)"])
+    if now < started:
+        return decision(Action.HOLD, [f"stage_started_at {utc_text(started)} is after {utc_text(now)}: a clock or "
+                                      "a hand edit is wrong; holding until it is in the past"])
 
     if elapsed is not None and elapsed < stage.min_duration:
         return decision(Action.WAIT, [f"{stage_text} has run {format_duration(elapsed)} of "
@@ -124,13 +132,12 @@ def _decide_rollout(environment: str, model: str, dep: ModelDeployment, release:
     if stage.min_requests:
         if obs.requests.error is not None:
             return decision(Action.HOLD, [f"requests: query failed: {obs.requests.error}"] + unchecked)
-        served = obs.requests.served_since(cand, started)
+        served = obs.requests.served_since(cand, started, metrics.window)
         if served < stage.min_requests:
             return decision(Action.HOLD, [f"{label} served {served:,.0f} of {stage.min_requests:,} requests "
                                           f"required at {stage_text}"] + unchecked)
 
-    candidate_fresh = (obs.last_sample.get(cand) or datetime.min.replace(tzinfo=now.tzinfo)) >= fresh_limit
-    stable_fresh = (obs.last_sample.get(stable) or datetime.min.replace(tzinfo=now.tzinfo)) >= fresh_limit
+    candidate_fresh = _fresh(obs.last_sample.get(cand), fresh_limit)
     checks = tuple(check_gate(
         gate, obs.value(gate.metric, cand) if candidate_fresh else None,
         obs.value(gate.metric, stable) if stable_fresh else None, window=window,
@@ -139,6 +146,9 @@ def _decide_rollout(environment: str, model: str, dep: ModelDeployment, release:
     failing = [c for c in checks if c.phase is not Phase.PASS]
     if failing:
         return decision(Action.HOLD, [f"{c.phase}: {c.message}" for c in failing] + unchecked, gates=checks)
+    if unchecked:  # fail safe: a trigger nobody could check never lets a rollout move on
+        return decision(Action.HOLD, unchecked + ["holding until every rollback trigger can be checked"],
+                        gates=checks)
     passed = [c.message for c in checks] or ["no gates at this stage"]
 
     last = len(stages) - 1
@@ -158,6 +168,10 @@ def _promote(decision, release: Release, passed: list[str], checks: tuple, now: 
              next_stage: int | None = None) -> Decision:
     until = now + release.rollout.standby_window
     return decision(Action.PROMOTE, passed, next_stage=next_stage, weight=100, gates=checks, standby_until=until)
+
+
+def _fresh(sample: datetime | None, limit: datetime) -> bool:
+    return sample is not None and sample >= limit
 
 
 def _has_checks(stage: Stage) -> bool:

@@ -8,6 +8,8 @@ Trailers are what machines read back (`git log --format=%(trailers)`, `reconcile
     Sluice-Environment: staging
     Sluice-Model: chat-assistant
     Sluice-Version: 1.3.0
+    Sluice-Stable: 1.2.0
+    Sluice-At: 2026-11-22T10:00:00Z
     Sluice-Stage: 1 -> 2
     Sluice-Weight: 1 -> 5
     Sluice-Reason: latency_p99_ms 1,402 <= 1.2 x stable 1,300 = 1,560 over 5m
@@ -19,7 +21,7 @@ from datetime import datetime
 
 from .decision import Action, Decision
 from .environment import ModelDeployment
-from .types import utc_text
+from .types import format_duration, utc_text
 
 Changes = dict[str, object]  # environment file key under models.<model> -> new value (None removes it)
 
@@ -92,7 +94,7 @@ def incident_record(decision: Decision, timeline: list[tuple[datetime, str]]) ->
         "environment": d.environment, "model": d.model, "version": d.candidate, "stable": d.stable,
         "detected_at": utc_text(d.at), "manual": d.manual,
         "stage": d.stage, "weight_before": d.previous_weight,
-        "time_in_stage": None if d.time_in_stage is None else str(d.time_in_stage),
+        "time_in_stage": None if d.time_in_stage is None else format_duration(d.time_in_stage),
         "breaches": [{"metric": b.metric, "value": b.value, "bound": b.bound, "threshold": b.threshold,
                       "message": b.message} for b in d.breaches],
         "reasons": list(d.reasons),
@@ -112,7 +114,7 @@ def incident_id(decision: Decision) -> str:
 def notification(decision: Decision, commit: str | None, incident_path: str | None) -> tuple[str, dict[str, object]]:
     """(one-line summary for chat, JSON payload for webhooks)."""
     d = decision
-    summary = f"{d.environment}: {subject(d)}"
+    summary = subject(d)  # it names the environment
     payload: dict[str, object] = {"event": f"sluice.{d.action}", **d.to_dict(), "stable": d.stable,
                                   "at": utc_text(d.at), "commit": commit, "incident": incident_path,
                                   "manual": d.manual}

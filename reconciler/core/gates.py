@@ -9,6 +9,7 @@ series (or no stable series for a relative bound) is INCONCLUSIVE, a failed quer
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -43,11 +44,20 @@ def number(value: float) -> str:
 
 
 # bound name -> (allowed(value, stable, limit), how the limit reads, the limit as a number)
-_RELATIVE: dict[str, tuple[Callable[[float, float, float], bool], str, Callable[[float, float], float]]] = {
-    "max_ratio_to_stable": (lambda v, s, k: v <= k * s, "{k} x stable {s}", lambda s, k: k * s),
-    "min_ratio_to_stable": (lambda v, s, k: v >= k * s, "{k} x stable {s}", lambda s, k: k * s),
-    "max_increase_over_stable": (lambda v, s, k: v <= s + k, "stable {s} + {k}", lambda s, k: s + k),
-    "max_decrease_from_stable": (lambda v, s, k: v >= s - k, "stable {s} - {k}", lambda s, k: s - k),
+def at_most(value: float, limit: float) -> bool:
+    """Inclusive, and blind to binary rounding: 0.035 is at most 0.03 + 0.005 (= 0.034999...)."""
+    return value <= limit or math.isclose(value, limit, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def at_least(value: float, limit: float) -> bool:
+    return value >= limit or math.isclose(value, limit, rel_tol=1e-9, abs_tol=1e-12)
+
+
+_RELATIVE: dict[str, tuple[Callable[[float, float], bool], str, Callable[[float, float], float]]] = {
+    "max_ratio_to_stable": (at_most, "{k} x stable {s}", lambda s, k: k * s),
+    "min_ratio_to_stable": (at_least, "{k} x stable {s}", lambda s, k: k * s),
+    "max_increase_over_stable": (at_most, "stable {s} + {k}", lambda s, k: s + k),
+    "max_decrease_from_stable": (at_least, "stable {s} - {k}", lambda s, k: s - k),
 }
 _UPPER = {"max", "max_ratio_to_stable", "max_increase_over_stable"}
 
@@ -69,7 +79,7 @@ def check_gate(gate: Gate, candidate: float | None, stable: float | None, *, win
     for bound in ("min", "max"):
         limit = getattr(gate, bound)
         if limit is not None:
-            ok = candidate <= limit if bound == "max" else candidate >= limit
+            ok = at_most(candidate, limit) if bound == "max" else at_least(candidate, limit)
             (passes if ok else failures).append(_reading(metric, candidate, bound, ok, f"{bound} {number(limit)}"))
     for bound, (allowed, text, threshold) in _RELATIVE.items():
         limit = getattr(gate, bound)
@@ -78,7 +88,7 @@ def check_gate(gate: Gate, candidate: float | None, stable: float | None, *, win
         if stable is None:
             return GateCheck(metric, Phase.INCONCLUSIVE,
                              f"{metric}: no data from {stable_label} over {window} to compare with", candidate)
-        ok = allowed(candidate, stable, limit)
+        ok = allowed(candidate, threshold(stable, limit))
         described = text.format(k=number(limit), s=number(stable)) + f" = {number(threshold(stable, limit))}"
         (passes if ok else failures).append(_reading(metric, candidate, bound, ok, described))
     if failures:
@@ -101,10 +111,10 @@ def check_trigger(trigger: RollbackTrigger, value: float | None, *, window: str)
     """
     if value is None:
         return None
-    if trigger.max is not None and value > trigger.max:
+    if trigger.max is not None and not at_most(value, trigger.max):
         return Breach(trigger.metric, value, "max", trigger.max,
                       f"{trigger.metric} {number(value)} > max {number(trigger.max)} over {window}")
-    if trigger.min is not None and value < trigger.min:
+    if trigger.min is not None and not at_least(value, trigger.min):
         return Breach(trigger.metric, value, "min", trigger.min,
                       f"{trigger.metric} {number(value)} < min {number(trigger.min)} over {window}")
     return None

@@ -10,7 +10,7 @@ all carries `error`, so the decision can hold and say why instead of guessing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Mapping
 
 #: (model, version) as in the release files: ("chat-assistant", "1.3.0").
@@ -47,13 +47,15 @@ class RequestHistory:
     points: Mapping[VersionKey, tuple[tuple[datetime, float], ...]] = field(default_factory=dict)
     error: str | None = None
 
-    def served_since(self, key: VersionKey, start: datetime) -> float:
-        """Requests in the windows that ended after `start`.
+    def served_since(self, key: VersionKey, start: datetime, window: timedelta) -> float:
+        """Requests in the windows that began at or after `start` (each point covers the `window`
+        before its end).
 
-        Example: points at 10:05 (120), 10:10 (80), 10:15 (95) and start 10:07 -> 80 + 95 = 175.
-        The window that straddles `start` is left out: counts are a lower bound, never inflated.
+        Example: 5m windows ending 10:05 (120), 10:10 (80), 10:15 (95) and start 10:04 -> 80 + 95
+        = 175. The window that straddles `start` is left out: counts are a lower bound, never
+        inflated by the previous stage's traffic.
         """
-        return sum(count for end, count in self.points.get(key, ()) if end > start)
+        return sum(count for end, count in self.points.get(key, ()) if end - window >= start)
 
     def last_served(self, key: VersionKey) -> datetime | None:
         """The end of the last window in which the version served at least one request."""

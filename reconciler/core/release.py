@@ -203,7 +203,9 @@ DEFAULT_STAGES: dict[str, list[dict[str, Any]]] = {
     "blue-green": [
         {"weight": 0, "min_duration": "1h", "min_requests": 1_000,
          "gates": [_gate("error_rate", max=0.01), _gate("latency_p99_ms", max_ratio_to_stable=1.2)]},
-        {"weight": 100},
+        # Post-promotion checks: green serves 100% while blue still runs, so a trigger or a failing
+        # gate here switches straight back. Absolute bounds only: blue serves nothing to compare with.
+        {"weight": 100, "min_duration": "30m", "min_requests": 1_000, "gates": [_gate("error_rate", max=0.01)]},
     ],
     "shadow": [
         {"weight": 0, "mirror": 100, "min_duration": "24h", "min_requests": 10_000,

@@ -176,7 +176,7 @@ def test_requests_per_window_sum_to_the_generated_count(observed: Observations) 
         ends = [end for end, _ in history.points[key]]
         assert ends == [AT - k * WINDOW for k in range(5, -1, -1)]  # the grid ends at `at`
         generated = traffic.requests_total(AT) - traffic.requests_total(SINCE)
-        assert history.served_since(key, SINCE) == pytest.approx(generated, rel=0.02), key
+        assert history.served_since(key, SINCE, WINDOW) == pytest.approx(generated, rel=0.02), key
     assert history.last_served(STANDBY) is None
     assert history.last_served((CHAT, "1.2.0")) == AT
 
@@ -185,7 +185,7 @@ def test_requests_show_when_a_silent_version_last_served(observed: Observations)
     stopped = HISTORY[4].end
     last = observed.requests.last_served(SILENT)
     assert last is not None and stopped <= last <= stopped + WINDOW
-    assert observed.requests.served_since(SILENT, SINCE) == pytest.approx(
+    assert observed.requests.served_since(SILENT, SINCE, WINDOW) == pytest.approx(
         HISTORY[4].requests_total(AT) - HISTORY[4].requests_total(SINCE), rel=0.05)
 
 

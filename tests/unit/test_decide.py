@@ -9,6 +9,8 @@ both reporting 30 seconds ago, unless a row says otherwise.
 
 from __future__ import annotations
 
+import dataclasses
+
 from datetime import datetime, timedelta, timezone
 from functools import cache
 from typing import Any
@@ -333,13 +335,28 @@ def test_requests_served_recently_keep_the_dead_mans_switch_quiet() -> None:
     assert one(EXAMPLE, deployment(2, 5 * HOUR), obs).action is not Action.ROLLBACK
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a rollback trigger whose query failed is noted only on WAIT/HOLD: on ADVANCE (and PROMOTE) the "
-    "'rollback trigger on ... not checked' note is dropped, so the rollout moves on with an unchecked "
-    "trigger and nothing in the commit says so"))
-def test_an_unchecked_trigger_is_noted_even_when_the_stage_would_advance() -> None:
+def test_a_model_whose_stable_is_silent_too_is_held_not_rolled_back() -> None:
+    """Another model still reports, but this model's stable is as silent as its candidate: the
+    model's scraping (or the model) is the problem, not the candidate."""
+    silent_model = observe(NO_DATA, NO_DATA, silent=25 * MINUTE, stable_silent=25 * MINUTE)
+    others = dataclasses.replace(silent_model, last_sample={**silent_model.last_sample, ("other", "1.0.0"): NOW})
+    decision = one(EXAMPLE, deployment(2, 5 * HOUR), others)
+    assert decision.action is Action.HOLD, decision.reasons
+
+
+def test_a_stage_that_starts_in_the_future_holds() -> None:
+    decision = one(EXAMPLE, deployment(2, -HOUR), observe())
+    assert decision.action is Action.HOLD
+    assert decision.reasons == ("stage_started_at 2026-11-22T13:00:00Z is after 2026-11-22T12:00:00Z: a clock or a "
+                                "hand edit is wrong; holding until it is in the past",)
+
+
+def test_an_unchecked_trigger_holds_a_stage_that_would_advance() -> None:
+    """Fail safe: a rollback trigger nobody could check never lets a rollout move on."""
     decision = one(EXAMPLE, deployment(1, 2 * HOUR), observe(errors={"error_rate": "HTTP 503"}))
-    assert "rollback trigger on error_rate not checked: HTTP 503" in decision.reasons
+    assert decision.action is Action.HOLD
+    assert decision.reasons == ("rollback trigger on error_rate not checked: HTTP 503",
+                                "holding until every rollback trigger can be checked")
 
 
 # --------------------------------------------------------------------------- standby, no candidate, no data

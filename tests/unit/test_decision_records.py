@@ -281,7 +281,7 @@ PAYLOAD_KEYS = ["event", "environment", "model", "candidate", "action", "stage",
 def test_a_rollback_notification() -> None:
     decision = rolled_back()
     summary, payload = notification(decision, "4f2a9c1", "incidents/2026-11-22T120000Z-staging-chat-assistant-1.3.0.yaml")
-    assert summary == "staging: Roll back chat-assistant 1.3.0 in staging: error_rate 0.081 > max 0.05 over 5m"
+    assert summary == "Roll back chat-assistant 1.3.0 in staging: error_rate 0.081 > max 0.05 over 5m"
     assert list(payload) == PAYLOAD_KEYS
     assert payload == {
         "event": "sluice.rollback", "environment": "staging", "model": "chat-assistant", "candidate": "1.3.0",
@@ -294,11 +294,11 @@ def test_a_rollback_notification() -> None:
 @pytest.mark.parametrize(
     ("make", "event", "summary"),
     [
-        (advanced, "sluice.advance", "staging: Advance chat-assistant 1.3.0 in staging to stage 2 (5%)"),
-        (promoted, "sluice.promote", "staging: Promote chat-assistant 1.3.0 in staging to stable "
+        (advanced, "sluice.advance", "Advance chat-assistant 1.3.0 in staging to stage 2 (5%)"),
+        (promoted, "sluice.promote", "Promote chat-assistant 1.3.0 in staging to stable "
                                      "(1.2.0 on standby until 2026-11-25T12:00:00Z)"),
-        (rolled_back_by_hand, "sluice.rollback", "staging: Roll back chat-assistant 1.3.0 in staging: by hand"),
-        (retired, "sluice.retire", "staging: Retire standby chat-assistant 1.1.0 in staging"),
+        (rolled_back_by_hand, "sluice.rollback", "Roll back chat-assistant 1.3.0 in staging: by hand"),
+        (retired, "sluice.retire", "Retire standby chat-assistant 1.1.0 in staging"),
     ],
     ids=["advance", "promote", "rollback by hand", "retire"],
 )

@@ -95,10 +95,6 @@ def test_one_bound(metric: str, bound: str, limit: float, candidate: float, stab
     assert check == GateCheck(metric, phase, message, candidate)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "floating-point bound arithmetic: stable + k and k x stable are computed in binary floats, so a "
-    "reading exactly at the decimal bound can fail, with a message that contradicts itself "
-    "('0.035 > stable 0.03 + 0.005 = 0.035'); bounds are meant to be inclusive"))
 @pytest.mark.parametrize(
     ("metric", "bound", "limit", "candidate", "stable"),
     [

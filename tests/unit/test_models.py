@@ -174,22 +174,24 @@ H = timedelta(hours=1)
     [
         ("canary", [(0, 0, timedelta(0), 0), (1, 0, H, 1_000), (5, 0, 4 * H, 10_000), (25, 0, 24 * H, 50_000),
                     (50, 0, 48 * H, 100_000), (100, 0, timedelta(0), 0)]),
-        ("blue-green", [(0, 0, H, 1_000), (100, 0, timedelta(0), 0)]),
+        ("blue-green", [(0, 0, H, 1_000), (100, 0, H / 2, 1_000)]),
         ("shadow", [(0, 100, 24 * H, 10_000), (1, 0, H, 1_000), (5, 0, 4 * H, 10_000), (25, 0, 24 * H, 50_000),
                     (50, 0, 48 * H, 100_000), (100, 0, timedelta(0), 0)]),
     ],
     ids=[
         "canary defaults to 0/1/5/25/50/100 with 1h/4h/24h/48h minimum durations",
-        "blue-green defaults to 1h of checks at 0 then a 0/100 switch",
+        "blue-green defaults to 1h of checks at 0, a 0/100 switch, then 30m of post-promotion checks",
         "shadow defaults to 24h mirroring 100% at 0 then the canary stages",
     ],
 )
 def test_default_stages_follow_the_strategy(strategy: str, expected: list[tuple]) -> None:
     rollout = Rollout(strategy=strategy)
     assert [(s.weight, s.mirror, s.min_duration, s.min_requests) for s in rollout.stages] == expected
-    # every stage that serves part of the traffic, or mirrors it, is gated; the final 100% stage is not
+    # every stage that serves part of the traffic, or mirrors it, is gated; the final 100% stage only
+    # for blue-green (post-promotion checks, absolute bounds: blue serves nothing to compare with)
     assert all(s.gates for s in rollout.stages if 0 < s.weight < 100 or s.mirror)
-    assert rollout.stages[-1].gates == []
+    final = rollout.stages[-1].gates
+    assert (final == []) if strategy != "blue-green" else all(g.min is not None or g.max is not None for g in final)
 
 
 @pytest.mark.parametrize(
