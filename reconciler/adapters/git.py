@@ -1,0 +1,268 @@
+"""The reconciler's hands on git: commit a decision, push it, and read earlier decisions back.
+
+Git is the only state (DESIGN.md), so the choices here are about never leaving a half-made commit
+and never pulling in someone else's work by mistake:
+
+- We run the `git` executable, not a library. This adds no dependency, and hooks, signing,
+  credential helpers and `safe.directory` behave exactly as they do for the people who share the
+  repository.
+- `commit` runs `git add` and then `git commit --only` on the given paths. Other staged work
+  stays staged and out of the commit. If anything fails, those paths are unstaged again, so the
+  next run does not commit leftovers.
+- Decision metadata are git trailers (`Sluice-Decision: advance`), written with `--trailer` and
+  read with `%(trailers)`. Then `git log`, `git interpret-trailers` and code review tools all read
+  them the same way the reconciler does.
+- A push that loses a race (non-fast-forward) is a value (`PushResult.rejected`), not an
+  exception. It is the normal case when two reconcilers or a person push at the same time: the
+  caller fetches, resets to the new head and decides again. Anything else (unknown remote,
+  authentication, a protected branch's hook) raises `GitError`.
+- The bot's identity, `Sluice reconciler <reconciler@sluice.invalid>`, is used only where git has
+  no identity configured, so an operator's configured identity (or GIT_AUTHOR_* variables) wins.
+- Git never prompts (GIT_TERMINAL_PROMPT=0) and every call has a timeout. A cron job must fail,
+  not hang on a credential prompt. Pathspecs are literal: `*` in a file name is a character.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+BOT_NAME = "Sluice reconciler"
+BOT_EMAIL = "reconciler@sluice.invalid"
+DEFAULT_TIMEOUT = 120.0  # seconds; a push over a slow link, not a hung credential prompt
+
+_TRAILER_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
+_FIELD, _TRAILER, _KEY_VALUE = "\x1f", "\x1e", "\x1d"
+_TRAILER_FORMAT = "%(trailers:only,unfold,separator=%x1e,key_value_separator=%x1d)"
+_LOG_FORMAT = f"%H%x1f%aI%x1f{_TRAILER_FORMAT}%x1f%s"
+
+
+class GitError(Exception):
+    """A git command failed; the message names the command and what git said."""
+
+    def __init__(self, command: Sequence[str], output: str, returncode: int | None = None) -> None:
+        self.command = list(command)
+        self.output = output.strip()
+        self.returncode = returncode
+        status = f" (exit {returncode})" if returncode is not None else ""
+        super().__init__(f"`git {' '.join(self.command)}` failed{status}: {self.output or 'no output'}")
+
+
+@dataclass(frozen=True)
+class PushResult:
+    ok: bool
+    rejected: bool  # someone else pushed first: fetch, reset_hard and decide again
+    message: str
+
+
+@dataclass(frozen=True)
+class Commit:
+    sha: str
+    subject: str
+    date: datetime  # the author date: when the decision was made
+    trailers: Mapping[str, list[str]] = field(default_factory=dict)
+
+
+class GitRepository:
+    """One working tree; paths are absolute or relative to `root`."""
+
+    def __init__(self, root: Path, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.root = Path(os.path.abspath(root))
+        self.timeout = timeout
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def head(self) -> str:
+        return self._git("rev-parse", "--verify", "HEAD^{commit}").strip()
+
+    def branch(self) -> str:
+        """The current branch's short name; GitError on a detached HEAD."""
+        return self._git("symbolic-ref", "--short", "HEAD").strip()
+
+    def is_clean(self, paths: Iterable[Path] = ()) -> bool:
+        """No staged, unstaged or untracked changes at `paths` (the whole tree when empty)."""
+        specs = self._pathspecs(paths)
+        return self._git("status", "--porcelain", "-z", "--untracked-files=all", "--", *specs) == ""
+
+    def trailers(self, sha: str) -> dict[str, list[str]]:
+        return _parse_trailers(self._git("show", "-s", f"--format={_TRAILER_FORMAT}", sha, "--").rstrip("\n"))
+
+    def log(self, path: Path | None = None, grep_trailer: tuple[str, str] | None = None,
+            max_count: int | None = None) -> list[Commit]:
+        """Commits reachable from HEAD, newest first, touching `path` and carrying the trailer
+        `grep_trailer` (key compared case-insensitively as git does, value exactly)."""
+        if not self._has_commits():
+            return []
+        args = ["log", "-z", f"--format={_LOG_FORMAT}"]
+        if grep_trailer is not None:  # a cheap pre-filter in git; the exact check is below
+            args += ["--fixed-strings", f"--grep={grep_trailer[1]}"]
+        if max_count is not None and grep_trailer is None:
+            args.append(f"--max-count={max_count}")
+        args += ["HEAD", "--", *self._pathspecs([path] if path is not None else [])]
+        commits = []
+        for record in self._git(*args).split("\0"):
+            if not record.strip("\n"):
+                continue
+            sha, date, trailers, subject = record.lstrip("\n").split(_FIELD, 3)
+            commit = Commit(sha, subject, datetime.fromisoformat(date), _parse_trailers(trailers))
+            if grep_trailer is None or _has_trailer(commit, *grep_trailer):
+                commits.append(commit)
+        return commits[:max_count] if max_count is not None else commits
+
+    # --- writing ---------------------------------------------------------------------------------
+
+    def commit(self, paths: Sequence[Path], message: str, trailers: Sequence[tuple[str, str]] = (),
+               author: tuple[str, str] | None = None, date: datetime | None = None) -> str:
+        """Commit the working-tree content of `paths` only (new, changed or deleted files) and
+        return the new commit's sha. Other staged changes are neither committed nor unstaged.
+        Trailers follow the message after a blank line. On failure the paths are unstaged again."""
+        specs = self._pathspecs(paths)
+        if not specs:
+            raise ValueError("commit needs at least one path")
+        if not message.strip():
+            raise ValueError("commit needs a message")
+        args = ["commit", "--only", "--quiet", "--file=-"]
+        for key, value in trailers:
+            args += ["--trailer", _trailer(key, value)]
+        if author is not None:
+            name, email = author
+            args.append(f"--author={name} <{email}>")
+        try:
+            self._git("add", "--", *specs)
+            self._git(*args, "--", *specs, stdin=message, env=_dates(date), identity=True)
+        except GitError:
+            self._unstage(specs)
+            raise
+        return self.head()
+
+    def revert(self, sha: str) -> str:
+        """Commit the inverse of `sha` (the on-call rollback) and return the new sha. On a conflict
+        the revert is aborted, so the tree is as before, and GitError says which files clashed."""
+        try:
+            self._git("revert", "--no-edit", sha, identity=True)
+        except GitError:
+            if (self._git_dir() / "REVERT_HEAD").exists():
+                self._git("revert", "--abort")
+            raise
+        return self.head()
+
+    def push(self, remote: str = "origin", branch: str | None = None) -> PushResult:
+        """Push the local `branch` (default: the current one) to the same name on `remote`."""
+        branch = branch or self.branch()
+        ref = f"refs/heads/{branch}"
+        command = ["push", "--porcelain", remote, f"{ref}:{ref}"]
+        done = self._run(command)
+        status = next((line.split("\t") for line in done.stdout.splitlines()
+                       if line[:1] in "!=+*- " and f"\t{ref}:{ref}\t" in line + "\t"), None)
+        summary = status[2] if status and len(status) > 2 else ""
+        where = f"{remote}/{branch}"
+        if done.returncode == 0 and status is not None and status[0] != "!":
+            return PushResult(True, False, f"{where}: {summary}")
+        if status is not None and status[0] == "!" and summary.startswith("[rejected]"):
+            return PushResult(False, True, f"{where}: {summary}; fetch, reset to the new head and decide again")
+        raise GitError(command, done.stderr.strip() or done.stdout, done.returncode)
+
+    def fetch(self, remote: str = "origin") -> None:
+        self._git("fetch", "--quiet", remote)
+
+    def reset_hard(self, ref: str) -> str:
+        """Move the branch and the working tree to `ref` (after a rejected push) and return the
+        new head. Refuses while tracked files have uncommitted changes: only commits, which are
+        already in git, may be discarded; untracked files are left alone."""
+        dirty = self._git("status", "--porcelain", "-z", "--untracked-files=no")
+        if dirty:
+            files = sorted({entry[3:] for entry in dirty.split("\0") if len(entry) > 3})
+            raise GitError(["reset", "--hard", ref],
+                           f"refusing to reset: uncommitted changes in {', '.join(files)} would be lost")
+        self._git("reset", "--hard", "--quiet", ref)
+        return self.head()
+
+    # --- plumbing --------------------------------------------------------------------------------
+
+    def _git(self, *args: str, stdin: str | None = None, env: Mapping[str, str] | None = None,
+             identity: bool = False) -> str:
+        done = self._run(list(args), stdin=stdin, env=env, identity=identity)
+        if done.returncode != 0:
+            raise GitError(args, done.stderr.strip() or done.stdout, done.returncode)
+        return done.stdout
+
+    def _run(self, args: list[str], stdin: str | None = None, env: Mapping[str, str] | None = None,
+             identity: bool = False) -> subprocess.CompletedProcess[str]:
+        full = ["git", *(self._default_identity() if identity else []), *args]
+        environment = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_LITERAL_PATHSPECS": "1",
+                       "LC_ALL": "C", **(env or {})}
+        try:
+            return subprocess.run(full, cwd=self.root, env=environment, input=stdin, capture_output=True,
+                                  text=True, encoding="utf-8", errors="replace", timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            raise GitError(args, f"timed out after {self.timeout:g} s") from None
+        except OSError as err:  # no git executable, or root is not a directory
+            raise GitError(args, str(err)) from None
+
+    def _default_identity(self) -> list[str]:
+        """`-c user.name=...` for whatever identity git config does not set."""
+        options = []
+        for key, value in (("user.name", BOT_NAME), ("user.email", BOT_EMAIL)):
+            if self._run(["config", "--get", key]).returncode != 0:
+                options += ["-c", f"{key}={value}"]
+        return options
+
+    def _has_commits(self) -> bool:
+        return self._run(["rev-parse", "--verify", "--quiet", "HEAD^{commit}"]).returncode == 0
+
+    def _git_dir(self) -> Path:
+        return self.root / self._git("rev-parse", "--git-dir").strip()
+
+    def _unstage(self, specs: list[str]) -> None:
+        if self._has_commits():
+            self._run(["reset", "--quiet", "--", *specs])
+        else:
+            self._run(["rm", "-r", "--cached", "--quiet", "--ignore-unmatch", "--", *specs])
+
+    def _pathspecs(self, paths: Iterable[Path]) -> list[str]:
+        specs = []
+        for path in paths:
+            absolute = Path(os.path.abspath(self.root / path))
+            relative = os.path.relpath(absolute, self.root)
+            if relative == ".." or relative.startswith(".." + os.sep):
+                real = os.path.relpath(os.path.realpath(absolute.parent), os.path.realpath(self.root))
+                if real == ".." or real.startswith(".." + os.sep):
+                    raise ValueError(f"{path} is outside the repository {self.root}")
+                relative = os.path.join(real, absolute.name)
+            specs.append(Path(relative).as_posix())
+        return specs
+
+
+def _trailer(key: str, value: str) -> str:
+    if not _TRAILER_KEY.fullmatch(key):
+        raise ValueError(f"trailer key {key!r}: use letters, digits and '-' (e.g. Sluice-Decision)")
+    if "\n" in value or "\r" in value:
+        raise ValueError(f"trailer {key}: the value must be one line")
+    return f"{key}: {value}"
+
+
+def _dates(date: datetime | None) -> dict[str, str]:
+    if date is None:
+        return {}
+    if date.tzinfo is None or date.utcoffset() is None:
+        raise ValueError(f"commit date {date.isoformat()} has no timezone")
+    stamp = date.isoformat(timespec="seconds")
+    return {"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp}
+
+
+def _parse_trailers(text: str) -> dict[str, list[str]]:
+    trailers: dict[str, list[str]] = {}
+    for item in text.split(_TRAILER):
+        key, separator, value = item.partition(_KEY_VALUE)
+        if separator:
+            trailers.setdefault(key.strip(), []).append(value.strip())
+    return trailers
+
+
+def _has_trailer(commit: Commit, key: str, value: str) -> bool:
+    return any(k.lower() == key.lower() and value in values for k, values in commit.trailers.items())
