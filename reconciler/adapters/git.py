@@ -170,6 +170,13 @@ class GitRepository:
     def fetch(self, remote: str = "origin") -> None:
         self._git("fetch", "--quiet", remote)
 
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        """True when `ancestor` is reachable from `descendant` (a fast-forward would lose nothing)."""
+        done = self._run(["merge-base", "--is-ancestor", ancestor, descendant])
+        if done.returncode in (0, 1):
+            return done.returncode == 0
+        raise GitError(["merge-base", "--is-ancestor", ancestor, descendant], done.stderr.strip(), done.returncode)
+
     def reset_hard(self, ref: str) -> str:
         """Move the branch and the working tree to `ref` (after a rejected push) and return the
         new head. Refuses while tracked files have uncommitted changes: only commits, which are

@@ -138,7 +138,7 @@ def run_pass(root: Path, *, environments: list[str] | None = None, prometheus_ur
     while True:
         attempts += 1
         if push and git is not None:
-            _sync_with_remote(git, remote)
+            _sync_with_remote(git, remote, ours_only=attempts > 1)
         repo = load_valid(root)
         names = _environment_names(repo, environments)
         decisions, queries = decide_all(repo, names, when, prometheus_url, client_factory)
@@ -168,10 +168,18 @@ def _environment_names(repo: Repository, wanted: list[str] | None) -> list[str]:
     return wanted
 
 
-def _sync_with_remote(git: GitRepository, remote: str) -> None:
-    """Start from the remote's head: a pass decides on what everyone sees, never on a stale copy."""
+def _sync_with_remote(git: GitRepository, remote: str, ours_only: bool) -> None:
+    """Start from the remote's head: a pass decides on what everyone sees, never on a stale copy.
+
+    Local commits the remote lacks are dropped only when they are this pass's own (after a
+    rejected push); anyone else's make it refuse rather than lose work.
+    """
     git.fetch(remote)
-    git.reset_hard(f"{remote}/{git.branch()}")
+    upstream = f"{remote}/{git.branch()}"
+    if not ours_only and not git.is_ancestor("HEAD", upstream):
+        raise RolloutError(f"the local branch has commits that {upstream} does not: push or drop them first "
+                           "(run the reconciler with --push in a clone of its own)")
+    git.reset_hard(upstream)
 
 
 # --- applying -----------------------------------------------------------------------------------------
