@@ -215,3 +215,16 @@ def test_stack_diagnostics_point_at_the_resource(pack: PackProcess) -> None:
     env, breaker, _ = BROKEN["gpu-capacity"]
     [diagnostic] = pack.analyze_stack(breaker(Path("unused")))
     assert diagnostic.urn == f"urn:pulumi:{env}::sluice::sluice:infra:GpuNodePool$aws:eks/nodeGroup:NodeGroup::a100"
+
+
+def test_resources_sent_while_the_program_runs_are_judged_as_if_sent_at_the_end(pack: PackProcess,
+                                                                                 tmp_path: Path) -> None:
+    """`reconciler preview` hands each resource to the pack as it registers (`submit`, a gRPC
+    future) and collects the answers afterwards: same diagnostics, in the resources' order, and
+    nothing is sent twice."""
+    resources = BROKEN["gpu-scheduling"][1](tmp_path)
+    expected = pack.preview(resources)
+    for resource in reversed(resources):  # out of order, as registrations on worker threads may be
+        pack.submit(resource)
+    assert pack.analyze(resources) == expected
+    assert [d.policy for d in mandatory(expected)] == ["gpu-scheduling"]
