@@ -58,6 +58,7 @@ class PushResult:
     ok: bool
     rejected: bool  # someone else pushed first: fetch, reset_hard and decide again
     message: str
+    up_to_date: bool = False  # the remote had these very commits already (nothing new was pushed)
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,7 @@ class GitRepository:
         summary = status[2] if status and len(status) > 2 else ""
         where = f"{remote}/{branch}"
         if done.returncode == 0 and status is not None and status[0] != "!":
-            return PushResult(True, False, f"{where}: {summary}")
+            return PushResult(True, False, f"{where}: {summary}", up_to_date=status[0] == "=")
         if status is not None and status[0] == "!" and summary.startswith("[rejected]"):
             return PushResult(False, True, f"{where}: {summary}; fetch, reset to the new head and decide again")
         raise GitError(command, done.stderr.strip() or done.stdout, done.returncode)

@@ -18,7 +18,7 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 from ruamel.yaml import YAML
 
@@ -153,6 +153,8 @@ def run_pass(root: Path, *, environments: list[str] | None = None, prometheus_ur
             if not result.ok:
                 raise RolloutError(f"push to {remote} failed after {attempts} attempt(s): {result.message}; "
                                    "the commits are local only")
+            if result.up_to_date:  # another reconciler made the very same commits: it has notified
+                return report
             report.pushed = True
         for applied in report.applied:
             send_notifications(repo, applied)
@@ -235,14 +237,27 @@ def _check_edit(root: Path, env_path: Path, edited: str) -> None:
 
 
 def rollout_timeline(git: GitRepository, env_path: Path, decision: Decision) -> list[tuple[datetime, str]]:
-    """The rollout's earlier commits (start, advances) from git history, for the incident record."""
+    """This rollout's earlier commits (its start, then advances), from git history, for the incident
+    record: newest first back to the latest start, so an earlier rollout of the same version is
+    not mixed in. Times are the decisions' own (`Sluice-At`), which a replay with --at keeps."""
     events = []
     for commit in git.log(env_path, ("Sluice-Version", decision.candidate or "")):
         trailers = commit.trailers
-        if trailers.get("Sluice-Model") == [decision.model] and trailers.get("Sluice-Environment") == [
+        if trailers.get("Sluice-Model") != [decision.model] or trailers.get("Sluice-Environment") != [
                 decision.environment]:
-            events.append((commit.date, f"{commit.subject} ({commit.sha[:12]})"))
+            continue
+        at = _trailer_time(trailers) or commit.date
+        events.append((at, f"{commit.subject} ({commit.sha[:12]})"))
+        if trailers.get("Sluice-Action") == [str(Action.START)]:
+            break
     return events
+
+
+def _trailer_time(trailers: Mapping[str, list[str]]) -> datetime | None:
+    try:
+        return datetime.fromisoformat(trailers["Sluice-At"][0])
+    except (KeyError, IndexError, ValueError):
+        return None
 
 
 def send_notifications(repo: Repository, applied: Applied) -> None:
@@ -296,7 +311,8 @@ def rollback_by_hand(root: Path, environment: str, model: str, reason: str, at: 
     repo = load_valid(root)
     _, dep = _deployment(repo, environment, model)
     try:
-        decision = manual_rollback(environment, model, dep, reason, at or datetime.now(timezone.utc))
+        candidate = repo.release(model, dep.candidate) if dep.candidate else None
+        decision = manual_rollback(environment, model, dep, reason, at or datetime.now(timezone.utc), candidate)
     except ValueError as err:
         raise RolloutError(str(err)) from None
     return _apply_by_hand(root, decision, push, remote)

@@ -16,7 +16,12 @@ Order of checks, every pass, at every stage (DESIGN.md "Rollout semantics", "Pri
 8. Otherwise the stage is done: advance; at the last stage, promote (or stop, for a release that
    ends in shadow). Advancing into a final 100% stage with no checks of its own promotes at once;
    a final stage with gates or a duration is a post-promotion check: the candidate serves 100%
-   with the stable still running, and a trigger there switches straight back.
+   with the stable still running, and a trigger or a failing gate there switches straight back.
+
+The dead man's switch measures silence from the candidate's newest raw sample while Prometheus
+still returns it (its 5m look-back), then from the end of the last `requests` window in which it
+served: so it fires between `max_silence` and `max_silence` + one window after the last sample,
+never early.
 
 Blue/green is the same machine with 0/100 stages; shadow stages are 0% stages that mirror, gated
 on comparisons with stable.
@@ -144,6 +149,11 @@ def _decide_rollout(environment: str, model: str, dep: ModelDeployment, release:
         error=obs.metric_error(gate.metric), candidate_label=label,
         stable_label=f"stable {version_label(dep.stable)}") for gate in stage.gates)
     failing = [c for c in checks if c.phase is not Phase.PASS]
+    last = len(stages) - 1
+    post_promotion = index == last and stage.weight == 100
+    if post_promotion and any(c.phase is Phase.FAIL for c in failing):  # blue/green: switch back
+        return rollback([f"post-promotion check failed: {c.message}" for c in failing if c.phase is Phase.FAIL],
+                        gates=checks)
     if failing:
         return decision(Action.HOLD, [f"{c.phase}: {c.message}" for c in failing] + unchecked, gates=checks)
     if unchecked:  # fail safe: a trigger nobody could check never lets a rollout move on
@@ -151,7 +161,6 @@ def _decide_rollout(environment: str, model: str, dep: ModelDeployment, release:
                         gates=checks)
     passed = [c.message for c in checks] or ["no gates at this stage"]
 
-    last = len(stages) - 1
     if index == last:
         if stage.weight == 0:
             return decision(Action.STOP, passed + [f"the release ends in shadow: {label} is withdrawn"],
@@ -193,17 +202,23 @@ def start(environment: str, model: str, dep: ModelDeployment, release: Release, 
                              f"{_stage_text(0, first)}",))
 
 
-def manual_rollback(environment: str, model: str, dep: ModelDeployment, reason: str, now: datetime) -> Decision:
+def manual_rollback(environment: str, model: str, dep: ModelDeployment, reason: str, now: datetime,
+                    candidate: Release | None = None) -> Decision:
     """By hand: withdraw the candidate, or with none in flight, go back to the standby.
 
+    `candidate` (the candidate's release) lets the record say what traffic the rollback took away.
     Raises ValueError when there is nothing to go back to.
     """
     if dep.candidate is not None:
+        stages = candidate.rollout.stages if candidate is not None else []
+        weight = stages[min(dep.stage, len(stages) - 1)].weight if stages else None
+        elapsed = now - dep.stage_started_at if dep.stage_started_at is not None else None
         return Decision(environment, model, dep.candidate, dep.stable, Action.ROLLBACK, now, stage=dep.stage,
-                        next_stage=None, weight=0, reasons=(f"manual: {reason}", f"traffic back to stable {dep.stable}"),
-                        manual=True)
+                        next_stage=None, weight=0, previous_weight=weight, time_in_stage=elapsed,
+                        reasons=(f"manual: {reason}", f"traffic back to stable {dep.stable}"), manual=True)
     if dep.standby is not None:
         return Decision(environment, model, dep.stable, dep.standby, Action.ROLLBACK, now, weight=0,
+                        previous_weight=100,
                         reasons=(f"manual: {reason}", f"traffic back to standby {dep.standby}, which becomes stable"),
                         manual=True)
     raise ValueError(f"{model} in {environment} has no candidate and no standby to go back to: revert the commit "

@@ -364,12 +364,6 @@ def test_blue_green_whose_post_promotion_checks_pass_is_promoted(blue_green_worl
     assert world.pointers(CODE) == {"stable": "2.1.0", "standby": "2.0.0", "standby_until": "2026-11-22T11:01:00Z"}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "docs and code disagree on a FAILING GATE (not a trigger) in blue-green post-promotion checks: "
-    "docs/formats.md ('a trigger or a failing gate there switches straight back') and the comment on "
-    "DEFAULT_STAGES['blue-green'] in reconciler/core/release.py promise a switch back; decide() holds "
-    "('fail: error_rate 0.02 > max 0.01 over 5m'), so green keeps 100% of traffic with blue running, "
-    "indefinitely (tests/unit/test_decide.py pins the hold)"))
 def test_blue_green_with_a_failing_post_promotion_gate_switches_back(
         blue_green_world: World, prometheus) -> None:  # noqa: F811
     """Green at 100% answers 2% errors: under the trigger (5%) but over the final stage's gate
@@ -663,12 +657,6 @@ def test_two_reconcilers_racing_on_one_remote_advance_the_stage_exactly_once(
     assert len(discarded) == 1, "B made its own advance commit, which the rejected push left local and reset away"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a racing reconciler that makes the SAME commit notifies a second time: two reconcilers with the "
-    "same identity deciding the same rollback in the same second (commit dates have 1 s resolution) "
-    "produce byte-identical commits, so B's push is '[up to date]', git.push() returns ok, run_pass "
-    "counts it as landed (pushed=True) and send_notifications() posts again: the webhook gets 2 "
-    "payloads for 1 rollback commit (expected 1)"))
 def test_two_reconcilers_rolling_back_in_the_same_second_page_on_call_once(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prometheus, hooks: Hooks) -> None:  # noqa: F811
     """Both reconcilers decide the rollback of a breaching 1.3.0 at 10:09:00 and commit within the
@@ -683,7 +671,8 @@ def test_two_reconcilers_rolling_back_in_the_same_second_page_on_call_once(
 
     report, a_out = b_passes_while_a_pushes(r, at(9), a_commits_at=at(9))
 
-    assert (report.attempts, report.pushed) == (1, True)  # B's identical commit was "up to date"
+    # B's identical commit was "up to date": nothing of B's landed, so B claims nothing and notifies no one
+    assert (report.attempts, report.pushed) == (1, False)
     on_remote = read_log(r.remote, f"{r.stale}..main")
     assert [c.trailer("Sluice-Action") for c in on_remote] == ["rollback"]
     assert r.a.head() == r.b.head() == on_remote[0].sha == a_out["decisions"][0]["commit"]
@@ -784,11 +773,6 @@ def test_rollback_by_hand_with_no_candidate_goes_back_to_the_standby(world: Worl
     assert world.log()[-1].sha == commit.sha
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a manual rollback's incident record and trailers leave out the traffic it took away: "
-    "core.decide.manual_rollback() sets stage but neither previous_weight nor time_in_stage, so with "
-    "1.3.0 at stage 2 (5%) for 30m the record says weight_before: null, time_in_stage: null (expected "
-    "5 and '30m') and the commit's trailer says 'Sluice-Weight: - -> 0' (expected '5 -> 0')"))
 def test_a_manual_rollback_records_the_weight_and_time_in_stage_it_interrupted(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With 1.3.0 at stage 2 (5%) since 10:00, a rollback by hand at 10:30 records what it undid."""
@@ -807,11 +791,6 @@ def test_a_manual_rollback_records_the_weight_and_time_in_stage_it_interrupted(
     assert commit.trailer("Sluice-Weight") == "5 -> 0"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "an incident's timeline mixes in an EARLIER rollout of the same version: rollout_timeline() in "
-    "adapters/rollout_pass.py takes every commit with Sluice-Version 1.3.0 for the model and "
-    "environment, not only those since the current rollout's start; after start 10:00, rollback 10:10, "
-    "start 10:20, rollback 10:30, the second incident lists the first start and the first rollback"))
 def test_the_incident_timeline_names_only_the_rolled_back_rollouts_own_commits(world: World) -> None:
     """1.3.0 is started, rolled back, started again and rolled back again: the second incident's
     timeline begins at the second start."""

@@ -172,7 +172,7 @@ def test_a_promotion_replaces_an_expired_standby_without_a_separate_retirement()
         (switched_off, "Roll back chat-assistant 1.3.0 in staging: dead man's switch: no samples from v1.3.0 for 25m "
          "(max silence 10m) while it holds 5% of traffic", "2 -> -", "5 -> 0"),
         (rolled_back_by_hand, "Roll back chat-assistant 1.3.0 in staging: by hand", "2 -> -", "- -> 0"),
-        (back_to_standby, "Roll back chat-assistant 1.3.0 in staging: by hand", None, "- -> 0"),
+        (back_to_standby, "Roll back chat-assistant 1.3.0 in staging: by hand", None, "100 -> 0"),
         (stopped, "Stop shadow release chat-assistant 1.3.0 in staging: evaluation done", "0 -> -", "0 -> 0"),
         (retired, "Retire standby chat-assistant 1.1.0 in staging", None, None),
     ],
