@@ -32,7 +32,7 @@ from ..core.predeployment import evaluate_predeployment
 from ..core.repository import Repository
 from ..core.types import version_key
 from .environment_writer import update_models, write_atomically
-from .git import GitRepository
+from .git import GitError, GitRepository
 from .notify import Delivery, notify
 from .prometheus import PrometheusClient, observe
 from .repo_loader import load_repository
@@ -332,9 +332,14 @@ def _apply_by_hand(root: Path, decision: Decision, push: bool, remote: str) -> A
     git = GitRepository(root)
     applied = apply(root, git, load_valid(root), decision, check=True)
     if push:
-        result = git.push(remote, git.branch())
-        if not result.ok:
+        try:
+            result = git.push(remote, git.branch())
+            failure = None if result.ok else result.message
+        except GitError as err:
+            failure = str(err)
+        if failure is not None:
             raise RolloutError(f"committed {applied.commit[:12] if applied.commit else ''} locally, but the push to "
-                               f"{remote} failed: {result.message}; pull, then push again")
+                               f"{remote} failed: {failure}; fix it, pull, then push again (do not run the command "
+                               "again: the commit is made)")
     send_notifications(load_valid(root), applied)
     return applied

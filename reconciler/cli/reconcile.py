@@ -40,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
         interval = parse_duration(args.interval)
     except ValueError as err:
         raise UsageError(f"--interval: {err}") from None
+    if interval.total_seconds() <= 0:
+        raise UsageError(f"--interval {args.interval}: give a positive duration such as 30s")
     while True:
         code = _one_pass(args)
         if not args.watch or code != exit_codes.OK:

@@ -21,6 +21,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..adapters.rollout_pass import rollback_by_hand
+    from .main import UsageError
+
+    if not args.reason.strip():
+        raise UsageError("--reason is empty: say why, for the commit, the incident record and on-call")
+    if "\n" in args.reason or "\r" in args.reason:
+        raise UsageError("--reason must be one line (it becomes a commit trailer); put details in the incident "
+                         "record afterwards")
 
     return carry_out("rollback", lambda: rollback_by_hand(args.path, args.environment, args.model, args.reason,
                                                           at=args.at, push=args.push))

@@ -317,8 +317,6 @@ def test_a_folder_that_is_not_a_sluice_repository_exits_2(capsys: pytest.Capture
     assert err.startswith(f"reconciler {command[0]}: ")
 
 
-@pytest.mark.xfail(strict=True, reason="--interval 0s is accepted: `reconcile --watch --interval 0s` runs passes "
-                   "back to back with no pause (time.sleep(0)) instead of refusing a non-positive interval")
 def test_a_zero_interval_is_a_usage_error(capsys: pytest.CaptureFixture[str], repo: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     slept: list[float] = []
@@ -475,11 +473,6 @@ def test_start_push_lands_the_commit_on_origin(capsys: pytest.CaptureFixture[str
     assert git(bare, "log", "-1", "--format=%s", "main").strip() == "Start chat-assistant 1.3.0 in prod at stage 0 (0%)"
 
 
-@pytest.mark.xfail(strict=True, reason="a push that fails with a GitError (no such remote, auth, a hook) escapes "
-                   "_apply_by_hand as git's own message: `reconciler start: `git push --porcelain origin ...` failed "
-                   "(exit 128): fatal: 'origin' does not appear to be a git repository`; it never says that the "
-                   "commit was made locally (only a rejected push gets 'committed X locally, but the push to origin "
-                   "failed ...; pull, then push again'), so a rerun of start fails with 'already has candidate'")
 def test_a_failed_push_says_the_commit_is_local(capsys: pytest.CaptureFixture[str], repo: Path) -> None:
     before = head(repo)
     code, out, err = run(capsys, "start", "chat-assistant", "1.3.0", str(repo), "-e", "prod", "--at", AT, "--push")
@@ -535,10 +528,6 @@ def test_rollback_withdraws_the_candidate_with_an_incident_record(
     assert run(capsys, "validate", str(repo))[0] == 0
 
 
-@pytest.mark.xfail(strict=True, reason="a manual rollback records no previous weight or time in stage: the incident "
-                   "says weight_before: null, time_in_stage: null and the trailer `Sluice-Weight: - -> 0` for a "
-                   "candidate at stage 1 (1%) since 2026-11-21T09:00Z (expected 1, 1d1h and `1 -> 0`, as the "
-                   "automatic rollback's decision carries them)")
 def test_a_manual_rollback_records_the_weight_and_time_it_took_back(capsys: pytest.CaptureFixture[str],
                                                                      repo: Path) -> None:
     assert run(capsys, "rollback", "chat-assistant", str(repo), "-e", "staging", "--reason", "x", "--at", AT)[0] == 0
@@ -575,10 +564,6 @@ def test_rollback_without_a_candidate_goes_back_to_the_standby(
     assert run(capsys, "validate", str(repo))[0] == 0
 
 
-@pytest.mark.xfail(strict=True, reason="a --reason with a line break crashes with a traceback: ValueError "
-                   "'trailer Sluice-Reason: the value must be one line' from the git adapter escapes the CLI's error "
-                   "boundary (expected exit 2 and `reconciler rollback: --reason ...` on stderr, or the reason folded "
-                   "onto one line); nothing is committed and the files are restored")
 def test_a_reason_with_a_line_break_is_a_usage_error_not_a_traceback(capsys: pytest.CaptureFixture[str],
                                                                       repo: Path) -> None:
     before, original = head(repo), (repo / STAGING).read_text()
@@ -590,8 +575,6 @@ def test_a_reason_with_a_line_break_is_a_usage_error_not_a_traceback(capsys: pyt
     assert code == 2 and err.startswith("reconciler rollback: ")
 
 
-@pytest.mark.xfail(strict=True, reason="an empty or blank --reason is accepted: the commit, the incident record and "
-                   "on-call's notification say only 'manual: ' (expected exit 2: --reason must say why)")
 def test_a_blank_reason_is_refused(capsys: pytest.CaptureFixture[str], repo: Path) -> None:
     before = head(repo)
     code, _, err = run(capsys, "rollback", "chat-assistant", str(repo), "-e", "staging", "--reason", "  ", "--at", AT)
