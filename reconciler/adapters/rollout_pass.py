@@ -303,7 +303,7 @@ def start_rollout(root: Path, environment: str, model: str, version: str, at: da
     if blocking:
         raise GatesFailed("pre-deployment gates fail: " + "; ".join(
             f"{g.message}{'; fix: ' + g.fix if g.fix else ''}" for g in blocking))
-    return _apply_by_hand(root, start(environment, model, dep, release, when), push, remote)
+    return _apply_by_hand(root, repo, start(environment, model, dep, release, when), push, remote)
 
 
 def rollback_by_hand(root: Path, environment: str, model: str, reason: str, at: datetime | None = None,
@@ -315,7 +315,7 @@ def rollback_by_hand(root: Path, environment: str, model: str, reason: str, at: 
         decision = manual_rollback(environment, model, dep, reason, at or datetime.now(timezone.utc), candidate)
     except ValueError as err:
         raise RolloutError(str(err)) from None
-    return _apply_by_hand(root, decision, push, remote)
+    return _apply_by_hand(root, repo, decision, push, remote)
 
 
 def _deployment(repo: Repository, environment: str, model: str):
@@ -328,9 +328,11 @@ def _deployment(repo: Repository, environment: str, model: str):
     return env, dep
 
 
-def _apply_by_hand(root: Path, decision: Decision, push: bool, remote: str) -> Applied:
+def _apply_by_hand(root: Path, repo: Repository, decision: Decision, push: bool, remote: str) -> Applied:
+    """`repo` is the checkout as loaded before the edit: the edit touches only pointers, so its
+    releases (their notify targets) are still current after the commit."""
     git = GitRepository(root)
-    applied = apply(root, git, load_valid(root), decision, check=True)
+    applied = apply(root, git, repo, decision, check=True)
     if push:
         try:
             result = git.push(remote, git.branch())
@@ -341,5 +343,5 @@ def _apply_by_hand(root: Path, decision: Decision, push: bool, remote: str) -> A
             raise RolloutError(f"committed {applied.commit[:12] if applied.commit else ''} locally, but the push to "
                                f"{remote} failed: {failure}; fix it, pull, then push again (do not run the command "
                                "again: the commit is made)")
-    send_notifications(load_valid(root), applied)
+    send_notifications(repo, applied)
     return applied

@@ -20,15 +20,13 @@ def add_common_arguments(parser: argparse.ArgumentParser, at_help: str) -> None:
 def carry_out(command: str, action: Callable[[], object]) -> int:
     from ..adapters.git import GitError
     from ..adapters.rollout_pass import GatesFailed, InvalidRepository, RolloutError
-    from .reporters import finding_line
+    from .reporters import print_errors, print_failed_deliveries
 
     try:
         applied = action()
     except InvalidRepository as err:
-        for finding in err.findings:
-            print(finding_line(finding), file=sys.stderr)
-        print(f"reconciler {command}: refused: the repository would have {len(err.findings)} error(s); "
-              "nothing was written", file=sys.stderr)
+        print_errors(err.findings, f"reconciler {command}: refused: the repository would have "
+                     f"{len(err.findings)} error(s); nothing was written")
         return exit_codes.FINDINGS
     except GatesFailed as err:
         print(f"reconciler {command}: {err}; nothing was written", file=sys.stderr)
@@ -42,7 +40,5 @@ def carry_out(command: str, action: Callable[[], object]) -> int:
     for reason in decision.reasons:
         print(f"    {reason}")
     print(f"committed {applied.commit[:12]}" + (f", incident {applied.incident}" if applied.incident else ""))  # type: ignore[attr-defined]
-    for delivery in applied.deliveries:  # type: ignore[attr-defined]
-        if not delivery.ok:
-            print(f"reconciler {command}: notification to {delivery.target} failed: {delivery.detail}", file=sys.stderr)
+    print_failed_deliveries(command, [applied], name_the_action=False)
     return exit_codes.OK

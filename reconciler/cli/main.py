@@ -45,16 +45,18 @@ def add_format_argument(parser: argparse.ArgumentParser, *choices: str) -> None:
 def load_valid_repository(path: Path, command: str):
     """The loaded repository, or None after printing its errors to stderr (the caller exits 1)."""
     from ..adapters.repo_loader import load_repository
-    from .reporters import finding_line
 
     result = load_repository(path)
     if not result.errors:
         return result.repository
-    for finding in result.errors:
-        print(finding_line(finding), file=sys.stderr)
-    print(f"reconciler {command}: {len(result.errors)} error(s): run `reconciler validate` and fix them first",
-          file=sys.stderr)
+    print_repository_errors(result.errors, command)
     return None
+
+
+def print_repository_errors(errors: list, command: str) -> None:
+    from .reporters import print_errors
+
+    print_errors(errors, f"reconciler {command}: {len(errors)} error(s): run `reconciler validate` and fix them first")
 
 
 def load_deployable(path: Path, environment: str, command: str):

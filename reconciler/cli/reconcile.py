@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 
 from . import exit_codes
@@ -55,25 +54,19 @@ def run(args: argparse.Namespace) -> int:
 def _one_pass(args: argparse.Namespace) -> int:
     from ..adapters.git import GitError
     from ..adapters.rollout_pass import InvalidRepository, RolloutError, run_pass
-    from .reporters import finding_line
+    from .main import print_repository_errors
+    from .reporters import print_failed_deliveries
 
     try:
         report = run_pass(args.path, environments=args.environment, prometheus_url=args.prometheus, at=args.at,
                           dry_run=args.dry_run, push=args.push)
     except InvalidRepository as err:
-        for finding in err.findings:
-            print(finding_line(finding), file=sys.stderr)
-        print(f"reconciler reconcile: {len(err.findings)} error(s): run `reconciler validate` and fix them first",
-              file=sys.stderr)
+        print_repository_errors(err.findings, "reconcile")
         return exit_codes.FINDINGS
     except (RolloutError, GitError) as err:
         raise UsageError(str(err)) from None
     print(report_json(report) if args.format == "json" else report_text(report, args.dry_run), flush=True)
-    for applied in report.applied:
-        for delivery in applied.deliveries:
-            if not delivery.ok:
-                print(f"reconciler reconcile: notification to {delivery.target} failed: {delivery.detail} "
-                      f"(the {applied.decision.action} stands)", file=sys.stderr)
+    print_failed_deliveries("reconcile", report.applied)
     return exit_codes.OK
 
 

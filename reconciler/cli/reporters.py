@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Iterable
+import sys
+from typing import Any, Iterable
 
 from ..core.findings import Finding, Severity
 
@@ -14,6 +15,25 @@ def finding_line(f: Finding) -> str:
     path = f"{f.yaml_path}: " if f.path else ""
     fix = f"; fix: {f.fix}" if f.fix else ""
     return f"{where}: {f.severity}: {path}{f.message}{fix} [{f.rule}]"
+
+
+def print_errors(findings: Iterable[Finding], summary: str) -> None:
+    """Errors to stderr in the text line format, then one summary line: how every command that
+    refuses a broken repository says so."""
+    for finding in findings:
+        print(finding_line(finding), file=sys.stderr)
+    print(summary, file=sys.stderr)
+
+
+def print_failed_deliveries(command: str, applied: Iterable[Any], name_the_action: bool = True) -> None:
+    """Notifications that failed, to stderr: reported, never a reason to undo what was committed.
+    A pass names which of its decisions stands; a hand action has only the one it just printed."""
+    for item in applied:
+        for delivery in item.deliveries:
+            if not delivery.ok:
+                stands = f" (the {item.decision.action} stands)" if name_the_action else ""
+                print(f"reconciler {command}: notification to {delivery.target} failed: {delivery.detail}{stands}",
+                      file=sys.stderr)
 
 
 def plural(count: int, word: str) -> str:

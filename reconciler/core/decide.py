@@ -54,10 +54,6 @@ def decide(environment: str, model: str, dep: ModelDeployment, candidate: Releas
     return decisions
 
 
-def in_flight(dep: ModelDeployment) -> bool:
-    return dep.candidate is not None or (dep.standby is not None and dep.standby_until is not None)
-
-
 def _decide_rollout(environment: str, model: str, dep: ModelDeployment, release: Release, metrics: Metrics,
                     obs: Observations, now: datetime) -> Decision:
     stages = release.rollout.stages
