@@ -8,11 +8,6 @@ nothing is read from AWS or the cluster, and the real engine would pass provider
 
 from __future__ import annotations
 
-import io
-import shutil
-import subprocess
-import tarfile
-import tempfile
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -20,14 +15,11 @@ from pathlib import Path
 from typing import Callable
 
 from ..core.resource_diff import Change, PlannedResource, diff_resources
+from .base_ref import exported
 from .offline_engine import RecordedResource, run_program
 from .policy_client import Diagnostic, PolicyPack, PolicyPackError
 
 PROJECT = "sluice"
-
-
-class BaseRefError(ValueError):
-    """The base ref cannot be read from git."""
 
 
 @dataclass
@@ -53,23 +45,6 @@ def run_offline(root: Path, environment: str, preview: bool = True,
                 on_resource: Callable[[RecordedResource], None] | None = None) -> list[RecordedResource]:
     return run_program(root / "infra", project=PROJECT, stack=environment, config={"environment": environment},
                        preview=preview, on_resource=on_resource).resources
-
-
-def export_base(root: Path, ref: str, dest: Path) -> None:
-    """The base ref's releases and environments, with this checkout's program, into `dest`."""
-    listed = subprocess.run(["git", "-C", str(root), "ls-tree", "--name-only", ref, "--", "releases", "environments"],
-                            capture_output=True, text=True)
-    if listed.returncode != 0:
-        raise BaseRefError(f"cannot read {ref!r} from git in {root}: {listed.stderr.strip()}")
-    folders = listed.stdout.split()
-    if folders:
-        archive = subprocess.run(["git", "-C", str(root), "archive", "--format=tar", ref, "--", *folders],
-                                 capture_output=True, check=True)
-        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-            tar.extractall(dest, filter="data")
-    for folder in ("releases", "environments"):
-        (dest / folder).mkdir(exist_ok=True)
-    shutil.copytree(root / "infra", dest / "infra", ignore=shutil.ignore_patterns("__pycache__"))
 
 
 def offline_preview(root: Path, environment: str, base: str | None = None) -> PreviewResult:
@@ -99,8 +74,7 @@ def _submit(pack: PolicyPack, resource: RecordedResource) -> None:
 
 
 def _changes_against(root: Path, base: str, environment: str, resources: list[RecordedResource]) -> list[Change]:
-    with tempfile.TemporaryDirectory(prefix="sluice-base-") as tmp:
-        export_base(root, base, Path(tmp))
-        exists = (Path(tmp) / "environments" / f"{environment}.yaml").exists()  # else: all of it is new
-        base_resources = run_offline(Path(tmp), environment) if exists else []
+    with exported(root, base, with_program=True) as tmp:
+        exists = (tmp / "environments" / f"{environment}.yaml").exists()  # else: all of it is new
+        base_resources = run_offline(tmp, environment) if exists else []
     return diff_resources(planned(base_resources), planned(resources))

@@ -20,6 +20,10 @@ COMMANDS = {
     "start": ("start", "begin a rollout: candidate at stage 0 after the pre-deployment gates, committed"),
     "reconcile": ("reconcile", "one pass over every in-flight rollout: advance, hold, promote or roll back, committed"),
     "rollback": ("rollback", "roll a model back by hand (candidate withdrawn, or back to the standby), committed"),
+    "plan": ("plan", "what a change does against a base ref: releases, traffic moved, pointers, checks (a PR comment)"),
+    "release": ("release", "scaffold a release: `release new MODEL --bump major|minor|patch` from the current stable"),
+    "lineage": ("lineage", "the audit trail of a version: its chain back to the first release, and where each served"),
+    "report": ("report", "an HTML report of a rollout: traffic weight and gate metrics over time, and its commits"),
     "schema": ("schema", "write JSON Schemas for release and environment files (for editors and CI)"),
 }
 
@@ -40,6 +44,25 @@ def add_repo_argument(parser: argparse.ArgumentParser) -> None:
 def add_format_argument(parser: argparse.ArgumentParser, *choices: str) -> None:
     parser.add_argument("--format", choices=choices or ("text", "json"), default=(choices or ("text",))[0],
                         help="output format (default: %(default)s)")
+
+
+def add_base_argument(parser: argparse.ArgumentParser, required: bool = False) -> None:
+    parser.add_argument("--base", metavar="REF", required=required,
+                        help="the git ref the change merges into, e.g. origin/main: released files (there) may not "
+                             "change")
+
+
+def base_repository(path: Path, ref: str | None) -> tuple:
+    """(base repository, its label) for `load_repository`, or () without a ref; an unreadable ref is
+    a usage error."""
+    if ref is None:
+        return ()
+    from ..adapters.base_ref import BaseRefError, load_base
+
+    try:
+        return load_base(path, ref), ref
+    except BaseRefError as err:
+        raise UsageError(str(err)) from None
 
 
 def load_valid_repository(path: Path, command: str):

@@ -30,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..adapters.deployable import preloaded
-    from ..adapters.offline_preview import BaseRefError, offline_preview
+    from ..adapters.base_ref import BaseRefError
+    from ..adapters.offline_preview import offline_preview
     from ..adapters.policy_client import PolicyPackError
 
     repo = load_deployable(args.path, args.environment, "preview")

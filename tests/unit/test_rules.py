@@ -389,6 +389,27 @@ CASES = [
          "predeployment-gates", ERROR, R13, "evaluation.toxicity",
          "fails the toxicity gate: toxicity 0.011 >= max 0.01",
          (r"^evaluation:", r"toxicity:")),
+    # semver
+    Case("a new base model in a MINOR release needs a MAJOR bump",
+         edit(R13, set_(("lineage", "base_model", "name"), "mistralai/Mistral-7B-Instruct-v0.3")),
+         "semver", ERROR, R13, "lineage.base_model.name",
+         "1.3.0 is a MINOR bump from its parent 1.2.0, but it brings a different base model "
+         "(lineage.base_model.name): that needs a MAJOR bump",
+         (r"^lineage:", r"base_model:", r"name:")),
+    Case("a changed system prompt in a PATCH release needs a MINOR bump, and the fix names the version",
+         copy(R13, "releases/chat-assistant/1.3.1.yaml", set_(("version",), "1.3.1"),
+              set_(("lineage", "parent_version"), "1.3.0"),
+              set_(("bundle", "system_prompt", "sha256"), "ab" * 32)),
+         "semver", ERROR, "releases/chat-assistant/1.3.1.yaml", "bundle.system_prompt.sha256",
+         "1.3.1 is a PATCH bump from its parent 1.3.0, but it brings a changed system prompt "
+         "(bundle.system_prompt.sha256): that needs a MINOR bump",
+         (r"^bundle:", r"system_prompt:", r"sha256:")),
+    # candidate-newer
+    Case("a candidate older than stable is a rollback in disguise",
+         edit(STAGING, set_(("models", "chat-assistant", "candidate"), "1.1.0")),
+         "candidate-newer", ERROR, STAGING, "models.chat-assistant.candidate",
+         "chat-assistant candidate 1.1.0 is not newer than stable 1.2.0",
+         (r"^models:", r"chat-assistant:", r"candidate:"), also=("predeployment-gates",)),
     # approvals
     Case("a protected environment that requires no approvals warns",
          edit(PROD, set_(("policy", "required_approvals"), 0)),
@@ -429,7 +450,7 @@ def test_every_registered_rule_has_a_case() -> None:
     assert set(RULES) == {
         "release-location", "unique-version", "rollout-stages", "bounds", "lineage-parent", "environment-name",
         "gpu-pools", "pointers", "stage", "gpu-placement", "capacity", "object-names", "gate-metrics", "predeployment-gates",
-        "approvals"}
+        "approvals", "semver", "candidate-newer"}
 
 
 def test_the_example_repository_is_clean(example_repo: Path) -> None:

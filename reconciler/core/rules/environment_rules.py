@@ -13,7 +13,7 @@ from ..release import Release
 from ..repository import Repository
 from ..traffic import POINTERS, live_releases, pool_demand
 from ..naming import is_service_name, service_names
-from ..types import DNS_LABEL
+from ..types import DNS_LABEL, version_key
 from . import rule
 
 def _deployments(repo: Repository) -> Iterator[tuple[str, str, Environment, str, ModelDeployment]]:
@@ -90,6 +90,17 @@ def stage(repo: Repository) -> Iterator[Finding]:
             yield Finding(Severity.ERROR, "stage", file, at + ("stage",),
                           f"{model} {dep.candidate} has stages 0..{len(candidate.rollout.stages) - 1}, "
                           f"not stage {dep.stage}", "set `stage` to one of the candidate's stages")
+
+
+@rule("candidate-newer")
+def candidate_newer(repo: Repository) -> Iterator[Finding]:
+    """A rollout moves forward: going back to an older version is a rollback, not a candidate."""
+    for _, file, _, model, dep in _deployments(repo):
+        if dep.candidate is not None and version_key(dep.candidate) <= version_key(dep.stable):
+            yield Finding(Severity.ERROR, "candidate-newer", file, ("models", model, "candidate"),
+                          f"{model} candidate {dep.candidate} is not newer than stable {dep.stable}",
+                          f"roll forward with a new version (`reconciler release new {model} --bump patch`), or go "
+                          f"back with `reconciler rollback {model}` / by pointing `stable` at the older version")
 
 
 @rule("gpu-placement")

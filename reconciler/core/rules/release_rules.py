@@ -9,6 +9,7 @@ from typing import Iterator
 from ..findings import Finding, Problem, Severity, findings_from
 from ..release import Gate, Release, RollbackTrigger, Rollout
 from ..repository import Repository, release_path
+from ..semver import Bump, bump_between, changes_since, describe, next_version, required_bump
 from ..types import version_key
 from . import rule
 
@@ -55,6 +56,30 @@ def bounds(repo: Repository) -> Iterator[Finding]:
 def lineage_parent(repo: Repository) -> Iterator[Finding]:
     for entry in repo.releases:
         yield from findings_from("lineage-parent", entry.file, ("lineage",), parent_problems(entry.release, repo))
+
+
+@rule("semver")
+def semver(repo: Repository) -> Iterator[Finding]:
+    """The version number says how much changed since the parent (rules in core/semver.py)."""
+    for entry in repo.releases:
+        yield from findings_from("semver", entry.file, (), semver_problems(entry.release, repo))
+
+
+def semver_problems(release: Release, repo: Repository) -> Iterator[Problem]:
+    parent = repo.release(release.model, release.lineage.parent_version or "")
+    if parent is None:
+        return  # no parent to compare with: lineage-parent says why when that is wrong
+    actual = bump_between(parent.version, release.version)
+    reasons = changes_since(parent, release)
+    needed = required_bump(reasons)
+    if actual is Bump.NONE or actual >= needed:
+        return  # NONE: not newer than its parent, which lineage-parent reports
+    too_big = [r for r in reasons if r.bump > actual]
+    yield Problem(too_big[0].path,
+                  f"{release.version} is a {actual.word} bump from its parent {parent.version}, but it brings "
+                  f"{describe(too_big)}: that needs a {needed.word} bump",
+                  f"release it as {next_version(parent.version, needed)} (`reconciler release new {release.model} "
+                  f"--bump {needed.name.lower()}` writes the file), or undo the change")
 
 
 def stage_problems(rollout: Rollout) -> Iterator[Problem]:
