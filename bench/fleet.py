@@ -274,10 +274,16 @@ def _release_text(rng: random.Random, model: ModelInfo, index: int, per_model: d
     if index == 0 or major_bump:
         per_model["tokenizer"] = _hex(rng, 64)
         per_model["config"] = _hex(rng, 64)
+    # Semver as validate checks it: a PATCH keeps the parent's weights, prompt and examples.
+    patch = index > 0 and not major_bump and version.split(".")[2] != "0"
+    if not patch:
+        per_model["weights"] = _hex(rng, 64)
+        per_model["examples"] = _hex(rng, 64)
+        per_model["dataset"] = _hex(rng, 64)
     if index == 0:
         per_model["prompt"] = rng.randint(1, 6)
         per_model["prompt_sha"] = _hex(rng, 64)
-    elif rng.random() < 0.4:
+    elif not patch and rng.random() < 0.4:
         per_model["prompt"] += 1
         per_model["prompt_sha"] = _hex(rng, 64)
     if index == 0 or rng.random() < 0.15:
@@ -295,7 +301,7 @@ def _release_text(rng: random.Random, model: ModelInfo, index: int, per_model: d
     quarter = f"{created.year}-q{(created.month - 1) // 3 + 1}"
 
     kind = "MAJOR: new tokenizer and config" if major_bump else (
-        "PATCH: prompt and safety fixes" if version.split(".")[2] != "0" else "MINOR: new weights, same base")
+        "PATCH: image and parameter fixes" if version.split(".")[2] != "0" else "MINOR: new weights, same base")
     lines = [
         RELEASE_SCHEMA,
         f"# {name} {version}: {fam.kind} model on {fam.base.split('/')[1]}. {kind}." if index else
@@ -308,14 +314,14 @@ def _release_text(rng: random.Random, model: ModelInfo, index: int, per_model: d
         "",
         "bundle:",
     ]
-    _artifact(lines, "weights", f"{bucket}/{version}/{fam.weights_file}", _hex(rng, 64), fam.weights_bytes)
+    _artifact(lines, "weights", f"{bucket}/{version}/{fam.weights_file}", per_model["weights"], fam.weights_bytes)
     _artifact(lines, "tokenizer", f"{bucket}/{version}/tokenizer.json", per_model["tokenizer"])
     _artifact(lines, "config", f"{bucket}/{version}/config.json", per_model["config"])
     _artifact(lines, "system_prompt", f"{bucket}/prompts/{fam.prompt}-v{per_model['prompt']}.txt",
               per_model["prompt_sha"])
     if fam.few_shot:
         _artifact(lines, "few_shot_examples", f"{bucket}/prompts/{fam.prompt}-examples-v{per_model['prompt']}.jsonl",
-                  _hex(rng, 64))
+                  per_model["examples"])
     lines += [
         "  generation:",
         f"    temperature: {_num(fam.temperature, 2)}",
@@ -350,7 +356,7 @@ def _release_text(rng: random.Random, model: ModelInfo, index: int, per_model: d
         "  dataset:",
         f"    name: {name}-{fam.prompt}",
         f'    version: "{quarter}-r{index + 1}"',
-        f"    sha256: {_hex(rng, 64)}",
+        f"    sha256: {per_model['dataset']}",
         f"    size_bytes: {rng.randint(1_000, 25_000) * 1_048_576}",
         f"    uri: s3://acme-llm-datasets/{name}/{quarter}-r{index + 1}/",
         "  hyperparameters:",

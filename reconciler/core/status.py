@@ -61,7 +61,9 @@ def next_gate(release: Release, stage_index: int, time_in_stage: timedelta | Non
     stages = release.rollout.stages
     stage = stages[min(stage_index, len(stages) - 1)]
     needs = []
-    if time_in_stage is not None and time_in_stage < stage.min_duration:
+    if time_in_stage is None and stage.min_duration:
+        needs.append(f"at least {format_duration(stage.min_duration)}")
+    elif time_in_stage is not None and time_in_stage < stage.min_duration:
         needs.append(f"{format_duration(stage.min_duration - time_in_stage)} more "
                      f"(min {format_duration(stage.min_duration)})")
     if stage.min_requests:

@@ -1,0 +1,71 @@
+"""`reconciler plan`'s I/O: the base ref and the working tree loaded, compared by the core, and
+(when the Pulumi SDK is installed and the repository has its program) the program run under the
+SDK's mocks for each changed environment, on both sides: the resources it would create, update
+or delete, and the policy pack's rules judged in-process over the head's resources.
+
+The policy rules are the pack's own (`reconciler.core.policy`), evaluated directly rather than over
+gRPC: a plan is a quick review aid; `reconciler preview` and `pulumi preview --policy-pack` run
+the pack as the engine does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..core.plan import Plan, new_findings, plan
+from ..core.resource_diff import Change, diff_resources
+from .base_ref import exported
+from .repo_loader import load_repository
+
+
+@dataclass(frozen=True)
+class PolicyViolation:
+    policy: str
+    mandatory: bool
+    message: str
+
+
+@dataclass
+class EnvironmentChecks:
+    """What the program and the policy rules say about one environment after the change."""
+
+    resources: list[Change] = field(default_factory=list)
+    policies: int = 0  # rules run
+    violations: list[PolicyViolation] = field(default_factory=list)
+    skipped: str = ""  # why the program did not run, when it did not
+
+
+def make_plan(root: Path, ref: str, run_program: bool = True) -> Plan:
+    with exported(root, ref, with_program=run_program and (root / "infra").is_dir()) as base_root:
+        base = load_repository(base_root)
+        head = load_repository(root, base.repository, ref)
+        result = plan(base.repository, head.repository, ref)
+        result.findings, result.known_warnings = new_findings(head.findings, base.findings)
+        if run_program:
+            result.extra["environments"] = {
+                env.name: _checks(base_root, root, env.name, head_ok=not head.errors)
+                for env in result.environments if env.kind != "removed"}
+    return result
+
+
+def _checks(base_root: Path, head_root: Path, environment: str, head_ok: bool) -> EnvironmentChecks:
+    if not head_ok:
+        return EnvironmentChecks(skipped="the repository has errors (below)")
+    if not (head_root / "infra").is_dir():
+        return EnvironmentChecks(skipped="no infra/ program in this repository")
+    try:
+        from .offline_preview import planned, run_offline
+    except ImportError:
+        return EnvironmentChecks(skipped="the Pulumi SDK is not installed (pip install 'sluice[pulumi]')")
+    from ..core.policy import evaluate, policy_rules
+    from ..core.policy.resources import PlannedResource
+
+    head = run_offline(head_root, environment)
+    existed = (base_root / "environments" / f"{environment}.yaml").exists()
+    base = run_offline(base_root, environment) if existed else []
+    rules = policy_rules()
+    verdicts = evaluate([PlannedResource(r.urn, r.type, r.name, r.inputs) for r in head], rules)
+    return EnvironmentChecks(
+        diff_resources(planned(base), planned(head)), len(rules),
+        [PolicyViolation(v.rule.name, v.rule.mandatory, v.result.message) for v in verdicts if not v.result.unknown])
