@@ -1,0 +1,221 @@
+"""Reading the past from git: every revision of the environment files, and who added a release.
+
+Histories of thousands of reconciler commits are normal, so the cost is fixed at three `git`
+processes whatever the length: one `git log` lists the commits that touched `environments/` with
+the files each changed, one `git cat-file --batch` returns every one of those blobs, and one more
+`git log` finds the commits that added the release files asked about. Nothing runs per commit.
+
+Which history: HEAD's first-parent line (`--first-parent -m`), with committer dates. That is the
+order in which changes reached the branch CI deploys from: a pull request's own commits never ran
+anywhere, its merge did, at the merge's time. Renames count as a delete and an add (`--no-renames`):
+the old environment stops, the new one starts.
+
+Blobs are parsed with the same bounded parser as the working tree (`yaml_source.parse_yaml`), and
+only the asked-for model's pointers are validated (`lineage.Pointers`). A revision that does not
+parse, or whose entry for the model is malformed, becomes an unreadable snapshot (counted, never
+fatal). Identical blobs (a revert restores one) are parsed once.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from ..core.lineage import Pointers, Snapshot
+from .git import GitError, GitRepository
+from .yaml_source import MAX_FILE_BYTES, parse_yaml
+
+_RECORD, _FIELD = "\x1e", "\x1f"
+_ENVIRONMENT_FILE = re.compile(r"environments/([^/]+)\.yaml")
+
+
+@dataclass(frozen=True)
+class FileCommit:
+    """The commit that added a file: its sha, author (`Name <email>`) and committer date."""
+
+    sha: str
+    author: str
+    date: datetime
+
+
+@dataclass(frozen=True)
+class History:
+    """What git says. `note` is set (and the rest empty) when there is no history to read."""
+
+    snapshots: list[Snapshot] = field(default_factory=list)
+    commits: int = 0  # commits on HEAD's first-parent line that touched environments/
+    head: str | None = None
+    added: dict[str, FileCommit] = field(default_factory=dict)  # path relative to the repository root
+    uncommitted: frozenset[str] = frozenset()  # of the asked-for paths: changed, staged or untracked
+    note: str | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.note is None
+
+
+class _Reader(GitRepository):
+    """GitRepository's runner (timeouts, no prompts, literal pathspecs, GitError), plus reading blobs."""
+
+    def prefix(self) -> str | None:
+        """Where `root` sits inside its work tree ("" at the top, "sluice/" below it); None when
+        `root` is not in a git work tree at all."""
+        done = self._run(["rev-parse", "--show-prefix"])
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    def head_or_none(self) -> str | None:
+        """HEAD's sha; None before the first commit."""
+        done = self._run(["rev-parse", "--verify", "--quiet", "HEAD^{commit}"])
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    def git(self, *args: str) -> str:
+        return self._git(*args)
+
+    def blobs(self, specs: list[str]) -> list[tuple[str, bytes] | None]:
+        """`git cat-file --batch` over `rev:path` specs: (object id, content) each, None when missing.
+
+        Bytes, not text: the sizes git reports are in bytes, and text mode would turn CRLF into LF."""
+        if not specs:
+            return []
+        command = ["git", "-c", "core.quotePath=false", "cat-file", "--batch"]
+        request = "".join(f"{spec}\n" for spec in specs).encode()
+        try:
+            done = subprocess.run(command, cwd=self.root, input=request, capture_output=True, timeout=self.timeout,
+                                  env=self._environment())
+        except subprocess.TimeoutExpired:
+            raise GitError(command[1:], f"timed out after {self.timeout:g} s") from None
+        if done.returncode != 0:
+            raise GitError(command[1:], done.stderr.decode(errors="replace"), done.returncode)
+        return _parse_batch(done.stdout, len(specs))
+
+    def _environment(self) -> dict[str, str]:
+        return {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+
+
+def _parse_batch(out: bytes, count: int) -> list[tuple[str, bytes] | None]:
+    """`<oid> blob <size>\\n<content>\\n` or `<spec> missing\\n` per request, in order."""
+    results: list[tuple[str, bytes] | None] = []
+    at = 0
+    for _ in range(count):
+        end = out.index(b"\n", at)
+        header = out[at:end].decode(errors="replace").split(" ")
+        at = end + 1
+        if len(header) == 3 and header[2].isdigit():
+            size = int(header[2])
+            results.append((header[0], out[at:at + size]) if header[1] == "blob" else None)
+            at += size + 1
+        else:  # "<spec> missing" (the file was deleted in that commit) or "ambiguous"
+            results.append(None)
+    return results
+
+
+def read_history(root: Path, model: str, release_files: list[str]) -> History:
+    """Every revision of `environments/*.yaml` on HEAD's first-parent line as snapshots of `model`'s
+    pointers (oldest first), and the commits that added `release_files` (paths relative to `root`)."""
+    reader = _Reader(root)
+    try:
+        prefix = reader.prefix()
+    except GitError as err:  # no git executable
+        return History(note=f"served history needs git, which could not run: {err.output}")
+    if prefix is None:
+        return History(note=f"served history needs git: {root} is not inside a git repository")
+    head = reader.head_or_none()
+    if head is None:
+        return History(note="served history needs git: the repository has no commits yet")
+    changes = _environment_changes(reader, prefix, head)
+    return History(
+        snapshots=_snapshots(reader, changes, prefix, model),
+        commits=len(changes),
+        head=head,
+        added=_added(reader, prefix, head, release_files),
+        uncommitted=_uncommitted(reader, prefix, release_files),
+    )
+
+
+def _environment_changes(reader: _Reader, prefix: str, head: str) -> list[tuple[str, datetime, list[str]]]:
+    """(sha, committer date, environment names changed), oldest first."""
+    text = reader.git("log", "-z", "-m", "--first-parent", "--no-renames", "--reverse", "--name-only",
+                      f"--format={_RECORD}%H{_FIELD}%cI", head, "--", "environments/")
+    changes = []
+    for record in text.split(_RECORD):
+        if not record:
+            continue
+        header, *names = record.split("\0")
+        sha, date = header.split(_FIELD)
+        environments = []
+        for name in (n.strip("\n") for n in names):
+            match = name.startswith(prefix) and _ENVIRONMENT_FILE.fullmatch(name[len(prefix):])
+            if match:
+                environments.append(match.group(1))
+        if environments:
+            changes.append((sha, datetime.fromisoformat(date), environments))
+    return changes
+
+
+def _snapshots(reader: _Reader, changes: list[tuple[str, datetime, list[str]]], prefix: str,
+               model: str) -> list[Snapshot]:
+    wanted = [(sha, at, env) for sha, at, names in changes for env in names]
+    blobs = reader.blobs([f"{sha}:{prefix}environments/{env}.yaml" for sha, _, env in wanted])
+    parsed: dict[str, dict[str, Pointers] | None] = {}
+    snapshots = []
+    for (sha, at, env), blob in zip(wanted, blobs):
+        if blob is None:  # deleted in this commit: the environment serves nothing from now on
+            snapshots.append(Snapshot(sha, at, env, {}))
+            continue
+        oid, content = blob
+        if oid not in parsed:
+            parsed[oid] = _pointers(content, model)
+        snapshots.append(Snapshot(sha, at, env, parsed[oid]))
+    return snapshots
+
+
+def _pointers(content: bytes, model: str) -> dict[str, Pointers] | None:
+    """{model: pointers}, {} when the file has no entry for it, None when unreadable."""
+    if len(content) > MAX_FILE_BYTES:
+        return None
+    doc = parse_yaml(content)
+    if doc.errors or not isinstance(doc.data, dict):
+        return None
+    models = doc.data.get("models") or {}
+    if not isinstance(models, dict):
+        return None
+    entry = models.get(model)
+    if entry is None:
+        return {}
+    try:
+        return {model: Pointers.model_validate(entry)}
+    except ValidationError:
+        return None
+
+
+def _added(reader: _Reader, prefix: str, head: str, paths: list[str]) -> dict[str, FileCommit]:
+    """The newest commit that added each path (its content is the one in the tree now, as release
+    files are immutable once added)."""
+    if not paths:
+        return {}
+    text = reader.git("log", "-z", "--diff-filter=A", "--no-renames", "--name-only",
+                      f"--format={_RECORD}%H{_FIELD}%an <%ae>{_FIELD}%cI", head, "--", *paths)
+    found: dict[str, FileCommit] = {}
+    for record in text.split(_RECORD):
+        if not record:
+            continue
+        header, *names = record.split("\0")
+        sha, author, date = header.split(_FIELD)
+        for name in names:
+            path = name.strip("\n").removeprefix(prefix)
+            if path in paths and path not in found:
+                found[path] = FileCommit(sha, author, datetime.fromisoformat(date))
+    return found
+
+
+def _uncommitted(reader: _Reader, prefix: str, paths: list[str]) -> frozenset[str]:
+    if not paths:
+        return frozenset()
+    text = reader.git("status", "--porcelain", "-z", "--untracked-files=all", "--no-renames", "--", *paths)
+    return frozenset(entry[3:].removeprefix(prefix) for entry in text.split("\0") if len(entry) > 3)
