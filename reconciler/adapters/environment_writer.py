@@ -74,7 +74,7 @@ def update_models(text: str, changes: Mapping[str, Mapping[str, object]]) -> str
     bom = _BOM if text.startswith(_BOM) else ""
     body = text.removeprefix(bom)
     crlf = "\r\n" in body
-    yaml = _round_trip_yaml(body)
+    yaml = round_trip_yaml(body)
     document = yaml.load(body)
     models = document.get("models") if isinstance(document, CommentedMap) else None
     if not isinstance(models, CommentedMap):
@@ -140,7 +140,12 @@ def _fsync_directory(directory: Path) -> None:
 # --- values -------------------------------------------------------------------------------------
 
 def _yaml_value(model: str, key: str, value: object) -> object:
-    where = f"models.{model}.{key}"
+    return yaml_scalar(value, f"models.{model}.{key}")
+
+
+def yaml_scalar(value: object, where: str) -> object:
+    """`value` as it should be written so it reads back the same: str double-quoted, instants as
+    UTC `2026-11-22T10:00:00Z`; `where` names the key in errors."""
     if value is None:
         return None
     if isinstance(value, bool):  # a bool is an int to Python, but no pointer is a flag
@@ -267,6 +272,12 @@ def _drop_eol_comment(mapping: CommentedMap, key: str) -> None:
     _set_tail(mapping, key, "", following)
 
 
+def set_eol_comment(mapping: CommentedMap, key: Any, comment: str) -> None:
+    """`key: value  # comment`, keeping the blank and comment lines that follow the entry."""
+    _, following = _tail(mapping, key)
+    _set_tail(mapping, key, f"  # {comment}", following)
+
+
 def _tail(mapping: CommentedMap, key: Any) -> tuple[str, str]:
     """(end-of-line comment, following blank and comment lines) stored after `key`'s value."""
     token = _tail_token(mapping, key)
@@ -301,7 +312,8 @@ def _tail_token(mapping: CommentedMap, key: Any) -> CommentToken | None:
 
 # --- the file's own style -----------------------------------------------------------------------
 
-def _round_trip_yaml(text: str) -> YAML:
+def round_trip_yaml(text: str) -> YAML:
+    """A round-trip YAML that writes in `text`'s own indentation, never folds, keeps quotes."""
     yaml = YAML()
     yaml.Representer = _Representer
     yaml.preserve_quotes = True

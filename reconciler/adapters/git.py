@@ -90,6 +90,15 @@ class GitRepository:
         specs = self._pathspecs(paths)
         return self._git("status", "--porcelain", "-z", "--untracked-files=all", "--", *specs) == ""
 
+    def config(self, key: str) -> str | None:
+        """A git config value as this working tree sees it; None when unset or outside git."""
+        try:
+            done = self._run(["config", "--get", key])
+        except GitError:
+            return None
+        value = done.stdout.strip() if done.returncode == 0 else ""
+        return value or None
+
     def trailers(self, sha: str) -> dict[str, list[str]]:
         return _parse_trailers(self._git("show", "-s", f"--format={_TRAILER_FORMAT}", sha, "--").rstrip("\n"))
 
@@ -216,7 +225,7 @@ class GitRepository:
         """`-c user.name=...` for whatever identity git config does not set."""
         options = []
         for key, value in (("user.name", BOT_NAME), ("user.email", BOT_EMAIL)):
-            if self._run(["config", "--get", key]).returncode != 0:
+            if self.config(key) is None:
                 options += ["-c", f"{key}={value}"]
         return options
 

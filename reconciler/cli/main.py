@@ -146,12 +146,28 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace | int:
     if argv[0] not in COMMANDS:
         print(f"reconciler: unknown command {argv[0]!r}; commands: {', '.join(COMMANDS)}", file=sys.stderr)
         return exit_codes.USAGE
-    parser = argparse.ArgumentParser(prog="reconciler")
-    sub = parser.add_subparsers(dest="command", required=True)
     verb = argv[0]
     module_name, help_text = COMMANDS[verb]
-    _module(module_name).add_arguments(sub.add_parser(verb, help=help_text, description=help_text))
+    parser = argparse.ArgumentParser(prog=f"reconciler {verb}", description=help_text)
+    _module(module_name).add_arguments(parser)
     try:
-        return parser.parse_args(argv)
+        args = _parse_intermixed(parser, argv[1:])
     except SystemExit as exit_:
         return exit_codes.USAGE if exit_.code else exit_codes.OK
+    args.command = verb
+    return args
+
+
+def _parse_intermixed(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Options and positionals in any order: `start MODEL VERSION -e ENV PATH` as well as
+    `start MODEL VERSION PATH -e ENV` (plain parse_args gives the optional PATH up too early).
+    A verb with actions of its own (`release new ...`) is parsed by the chosen action's parser."""
+    actions = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    if actions is None:
+        return parser.parse_intermixed_args(argv)
+    chosen = next((i for i, arg in enumerate(argv) if arg in actions.choices), None)
+    if chosen is None:
+        return parser.parse_args(argv)  # prints the usage and the valid actions
+    args = actions.choices[argv[chosen]].parse_intermixed_args(argv[chosen + 1:])
+    setattr(args, actions.dest, argv[chosen])
+    return args

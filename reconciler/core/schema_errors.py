@@ -72,7 +72,10 @@ def _explain(model: type[BaseModel], path: YamlPath, err: dict[str, Any]) -> tup
         close = difflib.get_close_matches(str(value), choices, n=1)
         hint = f"did you mean `{close[0]}`?" if close else f"use one of: {', '.join(choices)}"
         return f"{value!r} is not one of: {', '.join(choices)}", hint
-    shown = f", got {value!r}" if isinstance(value, (str, int, float, bool)) or value is None else ""
+    if value is None and kind.endswith("_type"):
+        # `toxicity:` with nothing after it, as `reconciler release new` leaves what must be measured
+        return f"`{name}` is empty ({msg[0].lower() + msg[1:]})", f"fill in `{name}:` under {where}"
+    shown = f", got {value!r}" if isinstance(value, (str, int, float, bool)) else ""
     if isinstance(value, str) and len(value) > 60:
         shown = f", got {value[:57]!r}..."
     if kind == "string_type" and isinstance(value, (int, float)):
