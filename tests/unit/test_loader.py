@@ -79,8 +79,9 @@ BAD_REPOSITORIES = [
                  [(REL, 5, 1, "version", "schema", "valid string, got 1.3", 'quote it so YAML reads it as text: "1.3"')],
                  id="an unquoted version read as a number is a type error that says to quote it"),
     pytest.param({REL: replace("gpus: 4", "gpus:")},
-                 [(REL, 43, 5, "bundle.serving.gpus", "schema", "valid integer, got None", "correct the value")],
-                 id="an empty value where an integer belongs is a type error"),
+                 [(REL, 43, 5, "bundle.serving.gpus", "schema", "`gpus` is empty (input should be a valid integer)",
+                   "fill in `gpus:` under bundle.serving")],
+                 id="an empty value where an integer belongs says to fill it in"),
     pytest.param({REL: replace("  few_shot_examples:\n    uri: s3://acme-llm-artifacts/chat-assistant/prompts/"
                                "support-examples-v5.jsonl\n    sha256: e494f3d82d58258debd5def506e12f93ecce38f"
                                "5840d2a9db5af467f7cb0688a\n", "  few_shot_examples: 5\n")},
