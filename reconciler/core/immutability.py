@@ -34,9 +34,11 @@ def _differences(old: Any, new: Any, path: YamlPath) -> Iterator[YamlPath]:
 
 def immutability_findings(base: Repository, head: Repository, base_label: str) -> Iterator[Finding]:
     """Every release of `base` that `head` changed or removed."""
+    by_file = {e.file: e.release for e in head.releases}
     for entry in base.releases:
         model, version = entry.release.model, entry.release.version
-        now = head.release(model, version)
+        # The same file first: a released file whose `version:` was edited is a change, not a deletion.
+        now = by_file.get(entry.file) or head.release(model, version)
         if now is None:
             if head.is_broken(model, version):
                 continue  # its own parse error is reported
@@ -50,7 +52,8 @@ def immutability_findings(base: Repository, head: Repository, base_label: str) -
             names = ", ".join(format_path(p) for p in paths[:5]) + (f" and {len(paths) - 5} more"
                                                                      if len(paths) > 5 else "")
             bump = max(required_bump(changes_since(entry.release, now)), Bump.PATCH).name.lower()
-            yield Finding(Severity.ERROR, "immutable", head.release_file(model, version), paths[0],
+            file = entry.file if entry.file in by_file else head.release_file(model, version)
+            yield Finding(Severity.ERROR, "immutable", file, paths[0],
                           f"{model} {version} is released ({base_label} has it) and may not change; changed: {names}",
                           f"put the released values back (git checkout {base_label} -- {entry.file}) and cut a "
                           f"new version for the change: reconciler release new {model} --bump {bump}")

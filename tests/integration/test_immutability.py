@@ -276,9 +276,6 @@ def test_the_text_form_names_file_line_path_and_fix(hermetic: Path) -> None:
         "FAILED: 7 files checked, 1 error, 0 warnings"]
 
 
-@pytest.mark.xfail(strict=True, reason="immutability compares releases by (model, version), not by file: a released "
-                   "file whose `version` is edited in place is reported as 'deleted here' (a warning) instead of "
-                   "'may not change; changed: version' (reconciler/core/immutability.py, immutability_findings)")
 def test_a_version_edited_in_place_is_a_change_to_the_released_file(hermetic: Path) -> None:
     root = released_repo(hermetic / "repo")
     replace_text(R13, (r'^version: "1.3.0"$', 'version: "1.3.1"'))(root)
