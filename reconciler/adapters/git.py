@@ -39,7 +39,8 @@ DEFAULT_TIMEOUT = 120.0  # seconds; a push over a slow link, not a hung credenti
 _TRAILER_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
 _FIELD, _TRAILER, _KEY_VALUE = "\x1f", "\x1e", "\x1d"
 _TRAILER_FORMAT = "%(trailers:only,unfold,separator=%x1e,key_value_separator=%x1d)"
-_LOG_FORMAT = f"%H%x1f%aI%x1f{_TRAILER_FORMAT}%x1f%s"
+_LOG_FORMAT = f"%H%x1f%aI%x1f{_TRAILER_FORMAT}%x1f%s%x1f%b"
+_REVERTS = re.compile(r"^This reverts commit ([0-9a-f]{40})\b", re.MULTILINE)
 
 
 class GitError(Exception):
@@ -67,6 +68,7 @@ class Commit:
     subject: str
     date: datetime  # the author date: when the decision was made
     trailers: Mapping[str, list[str]] = field(default_factory=dict)
+    reverts: str | None = None  # the commit `git revert` undid, from the message git writes
 
 
 class GitRepository:
@@ -118,8 +120,10 @@ class GitRepository:
         for record in self._git(*args).split("\0"):
             if not record.strip("\n"):
                 continue
-            sha, date, trailers, subject = record.lstrip("\n").split(_FIELD, 3)
-            commit = Commit(sha, subject, datetime.fromisoformat(date), _parse_trailers(trailers))
+            sha, date, trailers, subject, body = record.lstrip("\n").split(_FIELD, 4)
+            reverted = _REVERTS.search(body)
+            commit = Commit(sha, subject, datetime.fromisoformat(date), _parse_trailers(trailers),
+                            reverted.group(1) if reverted else None)
             if grep_trailer is None or _has_trailer(commit, *grep_trailer):
                 commits.append(commit)
         return commits[:max_count] if max_count is not None else commits

@@ -22,7 +22,7 @@ from typing import Callable, Mapping
 
 from ruamel.yaml import YAML
 
-from ..core.decide import decide, manual_rollback, start
+from ..core.decide import Revert, decide, manual_rollback, respect_revert, resume, start
 from ..core.decision import Action, Decision
 from ..core.decision_records import commit_message, incident_id, incident_record, notification, pointer_changes
 from ..core.environment import Environment
@@ -33,6 +33,7 @@ from ..core.repository import Repository
 from ..core.types import version_key
 from .environment_writer import update_models, write_atomically
 from .git import GitError, GitRepository
+from .interventions import reverted_rollouts
 from .notify import Delivery, notify
 from .prometheus import PrometheusClient, observe
 from .repo_loader import load_repository
@@ -115,17 +116,30 @@ def observe_environment(repo: Repository, name: str, at: datetime, client: Prome
 
 
 def decide_all(repo: Repository, environments: list[str], at: datetime, prometheus_url: str | None,
-               client_factory: ClientFactory) -> tuple[list[Decision], int]:
+               client_factory: ClientFactory, reverts: Mapping[str, Mapping[str, Revert]] | None = None,
+               ) -> tuple[list[Decision], int]:
+    """Every rollout's decision; `reverts` ({environment: {model: revert}}) holds what people reverted."""
     decisions, queries = [], 0
     for name in environments:
         env = repo.environments[name]
         observations = observe_environment(repo, name, at, client_factory(env, prometheus_url))
         queries += observations.queries
+        held = (reverts or {}).get(name, {})
         for model in sorted(env.models):
             dep = env.models[model]
             candidate = repo.release(model, dep.candidate) if dep.candidate else None
-            decisions += decide(name, model, dep, candidate, env.metrics, observations, at)
+            decisions += [respect_revert(d, held.get(model))
+                          for d in decide(name, model, dep, candidate, env.metrics, observations, at)]
     return decisions, queries
+
+
+def reverts_by_environment(root: Path, repo: Repository, environments: list[str]) -> dict[str, dict[str, Revert]]:
+    """The rollouts people reverted, per environment (models with a candidate or a standby)."""
+    git = GitRepository(root)
+    return {name: reverted_rollouts(git, root / repo.environment_files[name],
+                                    [m for m, dep in repo.environments[name].models.items()
+                                     if dep.candidate or dep.standby])
+            for name in environments}
 
 
 def run_pass(root: Path, *, environments: list[str] | None = None, prometheus_url: str | None = None,
@@ -141,7 +155,8 @@ def run_pass(root: Path, *, environments: list[str] | None = None, prometheus_ur
             _sync_with_remote(git, remote, ours_only=attempts > 1)
         repo = load_valid(root)
         names = _environment_names(repo, environments)
-        decisions, queries = decide_all(repo, names, when, prometheus_url, client_factory)
+        decisions, queries = decide_all(repo, names, when, prometheus_url, client_factory,
+                                        reverts_by_environment(root, repo, names))
         report = PassReport(when, decisions, queries=queries, attempts=attempts)
         if git is None:
             return report
@@ -316,6 +331,21 @@ def rollback_by_hand(root: Path, environment: str, model: str, reason: str, at: 
     except ValueError as err:
         raise RolloutError(str(err)) from None
     return _apply_by_hand(root, repo, decision, push, remote)
+
+
+def resume_by_hand(root: Path, environment: str, model: str, reason: str, at: datetime | None = None,
+                   push: bool = False, remote: str = "origin") -> Applied:
+    """Let a rollout that a person's revert held go on; its stage's clock restarts."""
+    repo = load_valid(root)
+    _, dep = _deployment(repo, environment, model)
+    release = repo.release(model, dep.candidate) if dep.candidate else None
+    if release is None:
+        raise RolloutError(f"{model} has no candidate in {environment}: nothing to resume")
+    if model not in reverts_by_environment(root, repo, [environment])[environment]:
+        raise RolloutError(f"{model} {dep.candidate} in {environment} is not held by a revert: the reconciler is "
+                           "already moving it (reconciler status shows what its stage needs)")
+    return _apply_by_hand(root, repo, resume(environment, model, dep, release, at or datetime.now(timezone.utc),
+                                             reason), push, remote)
 
 
 def _deployment(repo: Repository, environment: str, model: str):

@@ -1,4 +1,5 @@
-"""What `start` and `rollback` share: their options, and one boundary from errors to exit codes."""
+"""What `start`, `rollback` and `resume` share: their options, the one-line reason, and one boundary
+from errors to exit codes."""
 
 from __future__ import annotations
 
@@ -15,6 +16,16 @@ def add_common_arguments(parser: argparse.ArgumentParser, at_help: str) -> None:
     parser.add_argument("--environment", "-e", required=True, help="the environment (environments/<ENV>.yaml)")
     add_at_argument(parser, at_help)
     parser.add_argument("--push", action="store_true", help="push the commit to origin")
+
+
+def one_line_reason(text: str) -> str:
+    """--reason becomes a commit trailer and a page: it must say something, on one line."""
+    if not text.strip():
+        raise UsageError("--reason is empty: say why, for the commit, the incident record and on-call")
+    if "\n" in text or "\r" in text:
+        raise UsageError("--reason must be one line (it becomes a commit trailer); put details in the incident "
+                         "record afterwards")
+    return text
 
 
 def carry_out(command: str, action: Callable[[], object]) -> int:

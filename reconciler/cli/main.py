@@ -24,6 +24,7 @@ COMMANDS = {
     "release": ("release", "scaffold a release: `release new MODEL --bump major|minor|patch` from the current stable"),
     "lineage": ("lineage", "the audit trail of a version: its chain back to the first release, and where each served"),
     "report": ("report", "an HTML report of a rollout: traffic weight and gate metrics over time, and its commits"),
+    "resume": ("resume", "let a rollout go on after a person's git revert held it (its stage's clock restarts)"),
     "schema": ("schema", "write JSON Schemas for release and environment files (for editors and CI)"),
 }
 

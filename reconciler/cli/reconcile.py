@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
+from time import sleep  # module-level, so a test can stop the watch loop without stopping subprocesses
 
 from . import exit_codes
 from .main import UsageError, add_at_argument, add_format_argument, add_repo_argument
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.watch or code != exit_codes.OK:
             return code
         try:
-            time.sleep(interval.total_seconds())
+            sleep(interval.total_seconds())
         except KeyboardInterrupt:
             return exit_codes.OK
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from .hand_actions import add_common_arguments, carry_out
+from .hand_actions import add_common_arguments, carry_out, one_line_reason
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,13 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..adapters.rollout_pass import rollback_by_hand
-    from .main import UsageError
 
-    if not args.reason.strip():
-        raise UsageError("--reason is empty: say why, for the commit, the incident record and on-call")
-    if "\n" in args.reason or "\r" in args.reason:
-        raise UsageError("--reason must be one line (it becomes a commit trailer); put details in the incident "
-                         "record afterwards")
-
-    return carry_out("rollback", lambda: rollback_by_hand(args.path, args.environment, args.model, args.reason,
+    reason = one_line_reason(args.reason)
+    return carry_out("rollback", lambda: rollback_by_hand(args.path, args.environment, args.model, reason,
                                                           at=args.at, push=args.push))

@@ -25,10 +25,16 @@ never early.
 
 Blue/green is the same machine with 0/100 stages; shadow stages are 0% stages that mirror, gated
 on comparisons with stable.
+
+A person's `git revert` of one of the reconciler's commits is an intervention, not a suggestion:
+the rollout it touched is held from moving forward (no advance, promote, stop or retire) until a
+person resumes it (`reconciler resume`, which restarts the stage's clock) or rolls it back.
+Rollbacks still happen: a trigger or the dead man's switch is as binding after a revert as before.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from .decision import Action, Decision
@@ -219,3 +225,39 @@ def manual_rollback(environment: str, model: str, dep: ModelDeployment, reason: 
                         manual=True)
     raise ValueError(f"{model} in {environment} has no candidate and no standby to go back to: revert the commit "
                      "that promoted it (git revert), or start a rollout of the version you want")
+
+
+@dataclass(frozen=True)
+class Revert:
+    """A person's `git revert` of one of the reconciler's commits: the newest word on a model."""
+
+    sha: str
+    reverted: str
+    action: str  # the reverted commit's Sluice-Action
+    at: datetime
+
+
+#: What a revert stops: the moves a person undid, which the next pass would otherwise redo.
+HELD_BY_REVERT = frozenset({Action.ADVANCE, Action.PROMOTE, Action.STOP, Action.RETIRE})
+
+
+def respect_revert(decision: Decision, revert: Revert | None) -> Decision:
+    """Hold a forward move on a rollout a person reverted; anything else stands."""
+    if revert is None or decision.action not in HELD_BY_REVERT:
+        return decision
+    return replace(decision, action=Action.HOLD, next_stage=decision.stage, weight=decision.previous_weight,
+                   reasons=(f"held: {revert.sha[:12]} reverted the reconciler's {revert.action} "
+                            f"{revert.reverted[:12]} at {utc_text(revert.at)}; it would {decision.action} now. "
+                            f"Run `reconciler resume {decision.model} -e {decision.environment}` to go on, or "
+                            f"`reconciler rollback` to end it", *decision.reasons))
+
+
+def resume(environment: str, model: str, dep: ModelDeployment, release: Release, now: datetime,
+           reason: str) -> Decision:
+    """By hand, after a revert: the rollout goes on from its current stage, whose clock restarts
+    (the revert was an intervention; the stage is judged afresh)."""
+    stages = release.rollout.stages
+    index = min(dep.stage, len(stages) - 1)
+    return Decision(environment, model, release.version, dep.stable, Action.RESUME, now, stage=index,
+                    next_stage=index, weight=stages[index].weight, previous_weight=stages[index].weight,
+                    reasons=(f"manual: {reason}", f"{_stage_text(index, stages[index])} starts over"), manual=True)

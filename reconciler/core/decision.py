@@ -24,6 +24,7 @@ class Action(StrEnum):
     STOP = "stop"  # a shadow-only release finished its evaluation: the candidate is withdrawn
     RETIRE = "retire"  # the standby's window ended: it is removed
     START = "start"  # a rollout begins (by hand, after the pre-deployment gates)
+    RESUME = "resume"  # by hand, after a person's revert held the rollout: the stage's clock restarts
 
     @property
     def commits(self) -> bool:

@@ -37,6 +37,8 @@ def pointer_changes(dep: ModelDeployment, decision: Decision) -> Changes:
         return {"candidate": decision.candidate, "stage": 0, "stage_started_at": at}
     if action is Action.ADVANCE:
         return {"stage": decision.next_stage, "stage_started_at": at}
+    if action is Action.RESUME:
+        return {"stage_started_at": at}
     if action is Action.PROMOTE:
         return {"stable": decision.candidate, "standby": dep.stable, "standby_until": decision.standby_until,
                 "candidate": None, "stage": None, "stage_started_at": None}
@@ -56,6 +58,8 @@ def subject(decision: Decision) -> str:
         return f"Start {where} at stage 0 ({d.weight}%)"
     if d.action is Action.ADVANCE:
         return f"Advance {where} to stage {d.next_stage} ({d.weight}%)"
+    if d.action is Action.RESUME:
+        return f"Resume {where} at stage {d.stage} ({d.weight}%)"
     if d.action is Action.PROMOTE:
         return f"Promote {where} to stable ({d.stable} on standby until {utc_text(d.standby_until)})"
     if d.action is Action.ROLLBACK:

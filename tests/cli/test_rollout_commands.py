@@ -180,6 +180,7 @@ def test_top_level_help_lists_the_rollout_commands(capsys: pytest.CaptureFixture
     ("reconcile", ["path", "--environment", "-e", "--prometheus", "--at", "--dry-run", "--push", "--format",
                    "--watch", "--interval"]),
     ("status", ["path", "--format", "--at"]),
+    ("resume", ["model", "path", "--reason", "--environment", "-e", "--at", "--push"]),
 ])
 def test_command_help_lists_its_options(capsys: pytest.CaptureFixture[str], command: str, options: list[str]) -> None:
     code, out, err = run(capsys, command, "--help")
@@ -246,6 +247,14 @@ USAGE_ERRORS = [
                  id="start: no --environment"),
     pytest.param(["reconcile", "{repo}", "--format", "yaml"], "reconciler reconcile: error: argument --format",
                  id="reconcile: bad --format"),
+    pytest.param(["resume", "chat-assistant", "-e", "staging", "--reason", "x", "{repo}"],
+                 "reconciler resume: chat-assistant 1.3.0 in staging is not held by a revert: the reconciler is "
+                 "already moving it", id="resume: nothing held"),
+    pytest.param(["resume", "chat-assistant", "-e", "prod", "--reason", "x", "{repo}"],
+                 "reconciler resume: chat-assistant has no candidate in prod: nothing to resume",
+                 id="resume: no candidate"),
+    pytest.param(["resume", "chat-assistant", "-e", "staging", "--reason", " ", "{repo}"],
+                 "reconciler resume: --reason is empty", id="resume: blank reason"),
 ]
 
 
@@ -325,7 +334,7 @@ def test_a_zero_interval_is_a_usage_error(capsys: pytest.CaptureFixture[str], re
         slept.append(seconds)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("time.sleep", sleep)
+    monkeypatch.setattr("reconciler.cli.reconcile.sleep", sleep)
     code, _, err = run(capsys, "reconcile", str(repo), "--watch", "--interval", "0s", "--dry-run",
                        "--prometheus", DOWN)
     assert (code, slept) == (2, [])
@@ -341,7 +350,7 @@ def test_watch_sleeps_the_interval_between_passes(capsys: pytest.CaptureFixture[
         if len(slept) == 2:
             raise KeyboardInterrupt  # Ctrl-C while waiting: a clean exit
 
-    monkeypatch.setattr("time.sleep", sleep)
+    monkeypatch.setattr("reconciler.cli.reconcile.sleep", sleep)
     code, out, err = run(capsys, "reconcile", str(repo), "--watch", "--interval", "1m30s", "--dry-run",
                          "--prometheus", DOWN)
     assert code == 0, err

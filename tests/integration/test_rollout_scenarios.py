@@ -444,8 +444,9 @@ def test_a_release_that_ends_in_shadow_is_stopped_once_its_evaluation_passes(
 def test_reverting_an_advance_commit_restores_the_previous_stage_and_its_start_exactly(
         world: World, prometheus) -> None:  # noqa: F811
     """`git revert` of the advance to stage 2 gives back the file as it was at stage 1 (byte for
-    byte: stage 1, stage_started_at 10:01:00Z) and a repository that validates. The next pass
-    judges stage 1 again and, its gates still passing, advances again (runbook)."""
+    byte: stage 1, stage_started_at 10:01:00Z) and a repository that validates. The revert is a
+    person's intervention: the next pass holds (its gates would pass) and says how to go on;
+    `reconciler resume` restarts the stage's clock, and the rollout goes on from there."""
     world.serve(prometheus, chat_history(RAMP, end=40))
     world.start(CHAT, "1.3.0", at(0))
     world.pass_at(at(1))
@@ -460,9 +461,20 @@ def test_reverting_an_advance_commit_restores_the_previous_stage_and_its_start_e
     assert validate.code == 0, validate.out + validate.err
     world.assert_comments_survive()
 
-    again = world.pass_at(at(14))
+    held = world.pass_at(at(14))
+    assert (held.decision["action"], held.decision["next_stage"]) == ("hold", 1)
+    assert held.decision["reasons"][0].startswith(
+        f"held: {world.head()[:12]} reverted the reconciler's advance {advance.sha[:12]} at 2026-11-22T10:13:00Z; "
+        "it would advance now. Run `reconciler resume chat-assistant -e staging` to go on")
+    assert held.commits == [] and world.env_text() == at_stage_1
+
+    resumed = world.cli("resume", CHAT, "-e", "staging", "--reason", "latency fix deployed", "--at", z(at(15)),
+                        str(world.root))
+    assert resumed.code == 0, resumed.err
+    assert world.pointers()["stage_started_at"] == "2026-11-22T10:15:00Z"
+    assert world.pass_at(at(16)).decision["action"] == "wait"  # the stage is judged afresh from the resume
+    again = world.pass_at(at(26))
     assert (again.decision["action"], again.decision["next_stage"]) == ("advance", 2)
-    assert world.pointers()["stage_started_at"] == "2026-11-22T10:14:00Z"
 
 
 # --- 9. notifications ---------------------------------------------------------------------------------
