@@ -115,9 +115,12 @@ def _parse_batch(out: bytes, count: int) -> list[tuple[str, bytes] | None]:
     return results
 
 
-def read_history(root: Path, model: str, release_files: list[str]) -> History:
+def read_history(root: Path, model: str, release_files: list[str], parse_every_revision: bool = False) -> History:
     """Every revision of `environments/*.yaml` on HEAD's first-parent line as snapshots of `model`'s
-    pointers (oldest first), and the commits that added `release_files` (paths relative to `root`)."""
+    pointers (oldest first), and the commits that added `release_files` (paths relative to `root`).
+
+    Revisions that leave the model's entry as it was are not parsed (`_entry_text`), so an unreadable
+    revision is counted only when it changed the entry; `parse_every_revision` parses each one."""
     reader = _Reader(root)
     try:
         prefix = reader.prefix()
@@ -130,7 +133,7 @@ def read_history(root: Path, model: str, release_files: list[str]) -> History:
         return History(note="served history needs git: the repository has no commits yet")
     changes = _environment_changes(reader, prefix, head)
     return History(
-        snapshots=_snapshots(reader, changes, prefix, model),
+        snapshots=_snapshots(reader, changes, prefix, model, parse_every_revision),
         commits=len(changes),
         head=head,
         added=_added(reader, prefix, head, release_files),
@@ -159,20 +162,80 @@ def _environment_changes(reader: _Reader, prefix: str, head: str) -> list[tuple[
 
 
 def _snapshots(reader: _Reader, changes: list[tuple[str, datetime, list[str]]], prefix: str,
-               model: str) -> list[Snapshot]:
+               model: str, parse_every_revision: bool) -> list[Snapshot]:
     wanted = [(sha, at, env) for sha, at, names in changes for env in names]
     blobs = reader.blobs([f"{sha}:{prefix}environments/{env}.yaml" for sha, _, env in wanted])
     parsed: dict[str, dict[str, Pointers] | None] = {}
+    last: dict[str, tuple[str | None, dict[str, Pointers]]] = {}  # env -> its last readable (entry, pointers)
     snapshots = []
     for (sha, at, env), blob in zip(wanted, blobs):
         if blob is None:  # deleted in this commit: the environment serves nothing from now on
+            last[env] = (None, {})
             snapshots.append(Snapshot(sha, at, env, {}))
             continue
         oid, content = blob
+        entry = None if parse_every_revision else _entry_text(content, model)
+        previous = last.get(env)
+        if entry is not None and previous is not None and previous[0] == entry:
+            snapshots.append(Snapshot(sha, at, env, previous[1]))  # the same entry: the same pointers
+            continue
         if oid not in parsed:
             parsed[oid] = _pointers(content, model)
-        snapshots.append(Snapshot(sha, at, env, parsed[oid]))
+        models = parsed[oid]
+        if models is not None:
+            last[env] = (entry, models)
+        snapshots.append(Snapshot(sha, at, env, models))
     return snapshots
+
+
+_ABSENT = "\0absent"
+
+
+def _entry_text(content: bytes, model: str) -> str | None:
+    """The text of `models.<model>` when the file is laid out plainly, else None (then it is parsed).
+
+    Why this is safe: a revision whose entry reads exactly as in the last readable revision leaves
+    the model's pointers as they were, whether the rest of the file parses or not (an unreadable
+    revision changes nothing either). So only revisions that change the entry are parsed: a handful
+    per rollout instead of every commit of every model. The entry counts as plain when it is a block
+    under a top-level `models:` key, with no alias (`*`) or tag (`!`) that could take its meaning
+    from elsewhere in the file; a file that does not name the model at all has the entry `_ABSENT`.
+    """
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if "\\" in text:  # an escaped key could spell the name differently
+        return None
+    if model not in text:
+        return _ABSENT
+    lines = text.split("\n")
+    start = next((i for i, line in enumerate(lines) if _MODELS.fullmatch(line)), None)
+    if start is None:
+        return None
+    key = re.compile(rf"{re.escape(model)}:[ \t]*(#.*)?")
+    entry: list[str] = []
+    child = None  # the indentation of the model names under `models:`
+    for line in lines[start + 1:]:
+        stripped = line.lstrip(" ")
+        depth = len(line) - len(stripped)
+        if stripped and not stripped.startswith("#"):
+            if depth == 0:
+                break  # the next top-level key: `models` ended
+            child = depth if child is None else child
+            if depth <= child and entry:
+                break  # the next model
+            if depth == child and key.fullmatch(stripped):
+                entry.append(line)
+                continue
+        if entry:
+            entry.append(line)
+    if not entry or any(mark in line for line in entry for mark in ("*", "!")):
+        return None
+    return "\n".join(entry).rstrip()
+
+
+_MODELS = re.compile(r"models:[ \t]*(#.*)?")
 
 
 def _pointers(content: bytes, model: str) -> dict[str, Pointers] | None:

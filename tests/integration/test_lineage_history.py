@@ -22,7 +22,9 @@ from typing import Any
 import pytest
 
 from reconciler.adapters.history import read_history
+from reconciler.adapters.repo_loader import load_repository
 from reconciler.cli.main import main
+from reconciler.core.lineage import served_intervals, unreadable_revisions
 from tests.conftest import copy_example
 from tests.integration.rollout_world import CHAT, CODE, T0, at, edit_yaml, git, hermetic_git, z
 
@@ -78,8 +80,13 @@ def build_history(root: Path) -> dict[str, str]:
     move("stage2", 30, stage=2, stage_started_at=z(at(30)))
     move("rollback", 40, candidate=None, stage=None, stage_started_at=None)
     good = (root / STAGING).read_text(encoding="utf-8")
-    (root / STAGING).write_text(good + "models: [unclosed\n", encoding="utf-8")
-    sha["broken"] = commit(root, at(50), "broken by hand", STAGING)
+    (root / STAGING).write_text(good + "policy: [unclosed\n", encoding="utf-8")
+    sha["broken"] = commit(root, at(50), "broken by hand, chat-assistant's entry untouched", STAGING)
+    (root / STAGING).write_text(good, encoding="utf-8")
+    point(root, STAGING, CHAT, candidate="1.3.0", stage=0)
+    started = (root / STAGING).read_text(encoding="utf-8")
+    (root / STAGING).write_text(started + "policy: [unclosed\n", encoding="utf-8")
+    sha["broken-start"] = commit(root, at(52), "a start in a broken file: never applied", STAGING)
     (root / STAGING).write_text(good, encoding="utf-8")
     move("restart", 55, candidate="1.3.0", stage=0, stage_started_at=z(at(55)))
     git(root, "checkout", "-q", "-b", "ramp")
@@ -144,8 +151,9 @@ def test_json_gives_every_interval_of_every_version_with_commits_and_committer_d
     ]
     assert served(report, "1.1.0") == [("prod", "standby", None, None, z(START), sha["initial"], z(at(120)),
                                         sha["prod"])]
-    # initial, start, stage1, other-model, stage2, rollback, broken, restart, merge, promote, prod
-    assert report["history"] == {"available": True, "note": None, "head": sha["prod"], "commits": 11,
+    # initial, start, stage1, other-model, stage2, rollback, broken, broken-start, restart, merge, promote, prod;
+    # of the two broken revisions only the one that changed chat-assistant's entry counts
+    assert report["history"] == {"available": True, "note": None, "head": sha["prod"], "commits": 12,
                                  "unreadable_revisions": {"staging": 1}}
 
 
@@ -183,7 +191,7 @@ def test_text_shows_the_intervals_as_lines_people_read(history_repo) -> None:
     ]
     assert f"  added         2026-11-22 09:00 UTC  {sha['added'][:12]}  Priya Raman <priya.raman@acme.example>" in block
     assert out.rstrip().endswith(
-        f"history: 11 commit(s) to environments/ on the first-parent line (HEAD {sha['prod'][:12]}); "
+        f"history: 12 commit(s) to environments/ on the first-parent line (HEAD {sha['prod'][:12]}); "
         "unreadable revisions skipped (the state before each carries on): 1 of environments/staging.yaml")
 
 
@@ -199,10 +207,22 @@ def test_git_processes_do_not_grow_with_the_history(history_repo, monkeypatch: p
 
     monkeypatch.setattr(subprocess, "run", counting)
     history = read_history(root, CHAT, [NEW])
-    assert len(history.snapshots) == 12  # 11 commits, the first touching both files
+    assert len(history.snapshots) == 13  # 12 commits, the first touching both files
     git_verbs = [next(part for part in c[1:] if not part.startswith("-") and "=" not in part) for c in calls]
     assert git_verbs.count("cat-file") == 1 and "show" not in git_verbs
     assert len(calls) <= 6, git_verbs
+
+
+@pytest.mark.parametrize("version", ["1.3.0", "1.2.0", "1.1.0"])
+def test_skipping_revisions_that_leave_the_entry_alone_gives_the_same_intervals(history_repo, version: str) -> None:
+    """Only revisions that change chat-assistant's entry are parsed; parsing every one must agree."""
+    root, sha = history_repo
+    stages = load_repository(root).repository.release(CHAT, version).rollout.stages
+    quick, full = read_history(root, CHAT, []), read_history(root, CHAT, [], parse_every_revision=True)
+    assert served_intervals(quick.snapshots, CHAT, version, stages) == \
+        served_intervals(full.snapshots, CHAT, version, stages)
+    assert unreadable_revisions(full.snapshots) == {"staging": 2}
+    assert [s.commit for s in quick.snapshots if s.models is None] == [sha["broken-start"]]
 
 
 def test_a_sluice_repository_in_a_subfolder_of_the_git_repository(tmp_path: Path) -> None:
