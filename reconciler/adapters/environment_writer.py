@@ -36,7 +36,8 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import CommentMark
-from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
+from ruamel.yaml.events import (AliasEvent, MappingEndEvent, MappingStartEvent, ScalarEvent, SequenceEndEvent,
+                                 SequenceStartEvent)
 from ruamel.yaml.representer import RoundTripRepresenter
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 from ruamel.yaml.tokens import CommentToken
@@ -327,25 +328,37 @@ def _detect_indent(yaml: YAML, text: str) -> tuple[int, int, int]:
     """(mapping, sequence, offset) as the file writes its first nested block mapping and sequence.
 
     `gpu_pools:` at column 0 with `  - name:` gives sequence 4 (`name` at column 4) and offset 2
-    (the dash at column 2); `cluster:` with `  region:` gives mapping 2.
+    (the dash at column 2); `cluster:` with `  region:` gives mapping 2. Read from the parser's
+    events, stopping once both are found (a second full parse per edit was most of an applying
+    pass's time).
     """
     mapping = sequence = offset = None
-    stack: list[Node] = [yaml.compose(text)]
-    while stack and (mapping is None or sequence is None):
-        node = stack.pop()
-        if isinstance(node, SequenceNode) and not node.flow_style:
-            stack.extend(reversed(node.value))
-        if not isinstance(node, MappingNode) or node.flow_style:
-            continue
-        for key, value in node.value:
-            column = key.start_mark.column
-            if isinstance(value, MappingNode) and not value.flow_style and value.value and mapping is None:
-                mapping = value.value[0][0].start_mark.column - column
-            if isinstance(value, SequenceNode) and not value.flow_style and value.value and sequence is None:
-                dash, item = value.start_mark.column, value.value[0].start_mark.column
-                if item > dash:
-                    sequence, offset = item - column, dash - column
-        stack.extend(value for _, value in reversed(node.value))
+    stack: list[list[bool]] = []  # per open container: [is a mapping, expects a key next]
+    key_column: int | None = None  # the column of the latest key
+    first: tuple[bool, int, int] | None = None  # a block container just opened as a value: (mapping?, key col, col)
+    for event in yaml.parse(text):
+        if first is not None:
+            is_mapping, column, dash = first
+            first = None
+            if is_mapping and mapping is None:
+                mapping = event.start_mark.column - column
+            elif not is_mapping and sequence is None and event.start_mark.column > dash:
+                sequence, offset = event.start_mark.column - column, dash - column
+            if mapping is not None and sequence is not None:
+                break
+        if isinstance(event, (MappingStartEvent, SequenceStartEvent)):
+            is_value = bool(stack) and stack[-1][0] and not stack[-1][1]
+            if is_value:
+                stack[-1][1] = True
+                if not event.flow_style and key_column is not None:
+                    first = (isinstance(event, MappingStartEvent), key_column, event.start_mark.column)
+            stack.append([isinstance(event, MappingStartEvent), True])
+        elif isinstance(event, (MappingEndEvent, SequenceEndEvent)):
+            stack.pop()
+        elif isinstance(event, (ScalarEvent, AliasEvent)) and stack and stack[-1][0]:
+            if stack[-1][1]:
+                key_column = event.start_mark.column
+            stack[-1][1] = not stack[-1][1]
     default_mapping, default_sequence, default_offset = _DEFAULT_INDENT
     mapping = mapping if mapping and mapping > 0 else default_mapping
     if sequence is None or sequence < offset + 2 or offset < 0:
