@@ -140,7 +140,7 @@ def lineage_text(report: dict[str, Any]) -> str:
         lines.append("")
     if report["gap"] is not None:
         lines.append(f"chain stops: {report['gap']['message']}")
-    lines.append(_history_line(history))
+    lines.append(_history_line(history, report["model"]))
     return "\n".join(lines)
 
 
@@ -202,7 +202,7 @@ def _added(added: dict[str, Any] | None, have_history: bool) -> str:
     return f"{_when(added['date'])}  {added['commit'][:12]}  {added['author']}"
 
 
-def _history_line(history: dict[str, Any]) -> str:
+def _history_line(history: dict[str, Any], model: str) -> str:
     if not history["available"]:
         return f"history: {history['note']}"
     head = f" (HEAD {history['head'][:12]})" if history["head"] else ""
@@ -210,7 +210,8 @@ def _history_line(history: dict[str, Any]) -> str:
     unreadable = history["unreadable_revisions"]
     if unreadable:
         parts = ", ".join(f"{count} of environments/{env}.yaml" for env, count in sorted(unreadable.items()))
-        line += f"; unreadable revisions skipped (the state before each carries on): {parts}"
+        line += (f"; revisions that changed {model}'s entry but could not be read, skipped "
+                 f"(the state before each carries on): {parts}")
     return line
 
 
