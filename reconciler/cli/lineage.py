@@ -140,7 +140,7 @@ def lineage_text(report: dict[str, Any]) -> str:
         lines.append("")
     if report["gap"] is not None:
         lines.append(f"chain stops: {report['gap']['message']}")
-    lines.append(_history_line(history, report["model"]))
+    lines += _history_lines(history, report["model"])
     return "\n".join(lines)
 
 
@@ -202,17 +202,15 @@ def _added(added: dict[str, Any] | None, have_history: bool) -> str:
     return f"{_when(added['date'])}  {added['commit'][:12]}  {added['author']}"
 
 
-def _history_line(history: dict[str, Any], model: str) -> str:
+def _history_lines(history: dict[str, Any], model: str) -> list[str]:
     if not history["available"]:
-        return f"history: {history['note']}"
+        return [f"history: {history['note']}"]
     head = f" (HEAD {history['head'][:12]})" if history["head"] else ""
-    line = f"history: {history['commits']} commit(s) to environments/ on the first-parent line{head}"
-    unreadable = history["unreadable_revisions"]
-    if unreadable:
-        parts = ", ".join(f"{count} of environments/{env}.yaml" for env, count in sorted(unreadable.items()))
-        line += (f"; revisions that changed {model}'s entry but could not be read, skipped "
-                 f"(the state before each carries on): {parts}")
-    return line
+    lines = [f"history: {history['commits']} commit(s) to environments/ on the first-parent line{head}"]
+    for env, count in sorted(history["unreadable_revisions"].items()):
+        lines.append(f"unreadable: {count} revision(s) of environments/{env}.yaml changed {model}'s entry but could "
+                     "not be read; skipped (the state before each carries on)")
+    return lines
 
 
 def _when(text: str) -> str:

@@ -191,9 +191,9 @@ def test_text_shows_the_intervals_as_lines_people_read(history_repo) -> None:
     ]
     assert f"  added         2026-11-22 09:00 UTC  {sha['added'][:12]}  Priya Raman <priya.raman@acme.example>" in block
     assert out.rstrip().endswith(
-        f"history: 12 commit(s) to environments/ on the first-parent line (HEAD {sha['prod'][:12]}); "
-        "revisions that changed chat-assistant's entry but could not be read, skipped (the state before each "
-        "carries on): 1 of environments/staging.yaml")
+        f"history: 12 commit(s) to environments/ on the first-parent line (HEAD {sha['prod'][:12]})\n"
+        "unreadable: 1 revision(s) of environments/staging.yaml changed chat-assistant's entry but could not be "
+        "read; skipped (the state before each carries on)")
 
 
 def test_git_processes_do_not_grow_with_the_history(history_repo, monkeypatch: pytest.MonkeyPatch) -> None:
