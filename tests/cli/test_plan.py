@@ -85,6 +85,17 @@ def release(version: str, parent: str = "1.3.0", **bundle: Callable[[Any], None]
     return mutate
 
 
+def set_value(rel: str, path: tuple[str | int, ...], value: Any) -> Mutation:
+    """A round-trip edit of one value of a file."""
+    def mutate(root: Path) -> None:
+        def change(doc: Any) -> None:
+            for key in path[:-1]:
+                doc = doc[key]
+            doc[path[-1]] = value
+        edit_yaml(root / rel, change)
+    return mutate
+
+
 def setting(key: str, value: Any) -> Callable[[Any], None]:
     def change(node: Any) -> None:
         node[key] = value
@@ -161,15 +172,14 @@ SCENARIOS = [
              weights={("staging", CHAT): {"1.2.0": (99, 0), "1.3.0": (1, 100)}}),
     Scenario("manual rollback to the standby", model(PROD, CHAT, back_to_standby), 0,
              weights={("prod", CHAT): {"1.1.0": (0, 100), "1.2.0": (100, 0)}}),
-    Scenario("released file edited",
-             lambda root: edit_yaml(root / R12, lambda doc: doc["bundle"]["generation"].__setitem__("temperature", 0.2)),
-             1, releases=[("changed", "1.2.0", None)], rules=["immutable"]),
+    Scenario("released file edited", set_value(R12, ("bundle", "generation", "temperature"), 0.2), 1,
+             releases=[("changed", "1.2.0", None)], rules=["immutable"]),
     Scenario("semver violation: new weights in a PATCH", release("1.3.1", weights=setting("sha256", "ab" * 32)), 1,
              releases=[("added", "1.3.1", "patch")], rules=["semver"]),
     Scenario("environment added", new_environment, 0,
              weights={("eu-staging", CHAT): {"1.2.0": (0, 100)}, ("eu-staging", CODE): {"2.0.0": (0, 100)}}),
     Scenario("environment settings changed",
-             lambda root: edit_yaml(root / STAGING, lambda doc: doc["gpu_pools"][0].__setitem__("max_nodes", 4)), 0,
+             set_value(STAGING, ("gpu_pools", 0, "max_nodes"), 4), 0,
              settings={"staging": ["gpu_pools"]}),
     Scenario("no change", None, 0),
 ]
@@ -263,9 +273,7 @@ def test_json_of_a_semver_violation_says_what_the_change_needs(capsys: pytest.Ca
 
 def test_a_candidate_failing_a_blocking_gate_is_blocked_with_the_gate_shown(capsys: pytest.CaptureFixture[str],
                                                                            repo: Path) -> None:
-    def toxic(root: Path) -> None:
-        edit_yaml(root / "releases/chat-assistant/1.4.0.yaml", lambda doc: doc["evaluation"].__setitem__("toxicity", 0.08))
-
+    toxic = set_value("releases/chat-assistant/1.4.0.yaml", ("evaluation", "toxicity"), 0.08)
     both(SCENARIOS[1].change, toxic)(repo)  # type: ignore[arg-type]
     run = plan(capsys, repo, "--base", "main", "--no-program", "--format", "json")
     data = run.json

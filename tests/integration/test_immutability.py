@@ -77,6 +77,12 @@ def new_patch_release(root: Path) -> None:
                bundle__generation__temperature=0.2)(root)
 
 
+def another_approval(root: Path) -> None:
+    approval = {"by": "carol.nguyen@acme.example", "at": datetime(2026, 11, 14, 9, 0, tzinfo=timezone.utc),
+                "role": "product"}
+    edit_yaml(root / R13, lambda doc: doc["lineage"]["approvals"].append(approval))
+
+
 def delete(rel: str) -> Mutation:
     def mutate(root: Path) -> None:
         (root / rel).unlink()
@@ -187,8 +193,7 @@ CASES = [
          expect=(edited("1.3.0", "evaluation.toxicity", "patch", R13, "evaluation.toxicity",
                         r"^evaluation:", r"toxicity:"),)),
     Case("an approval added (a list that grows is one changed field)",
-         worktree=lambda root: edit_yaml(root / R13, lambda doc: doc["lineage"]["approvals"].append(
-             {"by": "carol.nguyen@acme.example", "at": datetime(2026, 11, 14, 9, 0, tzinfo=timezone.utc), "role": "product"})), code=1,
+         worktree=another_approval, code=1,
          expect=(edited("1.3.0", "lineage.approvals", "patch", R13, "lineage.approvals", r"^  approvals:"),)),
     Case("another base model: MAJOR, and the semver rule says 1.3.0 is too small a bump from 1.2.0",
          worktree=set_values(R13, lineage__base_model__name="Qwen/Qwen2.5-72B-Instruct"), code=1,
