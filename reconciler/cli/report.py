@@ -21,7 +21,7 @@ from .main import UsageError, add_repo_argument, parse_time
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="the model whose latest rollout (at or before --until) to report")
     add_repo_argument(parser)
-    parser.add_argument("--environment", "-e", required=True, help="the environment (environments/<ENV>.yaml)")
+    parser.add_argument("--environment", "-e", required=True, metavar="ENV", help="the environment (environments/<ENV>.yaml)")
     parser.add_argument("--out", required=True, type=Path, metavar="FILE", help="the HTML file to write")
     parser.add_argument("--prometheus", metavar="URL", help="query this Prometheus instead of the environment's own")
     parser.add_argument("--since", type=parse_time, metavar="TIME",

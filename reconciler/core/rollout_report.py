@@ -61,15 +61,15 @@ class CommitRecord:
 
     @property
     def new_stage(self) -> int | None:
-        return _after_arrow(self.stage)
+        return _arrow(self.stage, 1)
 
     @property
     def new_weight(self) -> int | None:
-        return _after_arrow(self.weight)
+        return _arrow(self.weight, 1)
 
     @property
     def old_weight(self) -> int | None:
-        return _before_arrow(self.weight)
+        return _arrow(self.weight, 0)
 
 
 @dataclass(frozen=True)
@@ -614,17 +614,10 @@ def _commit_table(report: RolloutReport) -> str:
     return "\n".join(rows)
 
 
-def _after_arrow(text: str) -> int | None:
-    _, arrow, after = text.partition("->")
+def _arrow(text: str, side: int) -> int | None:
+    """A side of a trailer's "1 -> 2": _arrow("1 -> 2", 1) == 2; "-" and "" are None."""
+    parts = text.split("->")
     try:
-        return int(after.strip()) if arrow else None
-    except ValueError:
-        return None
-
-
-def _before_arrow(text: str) -> int | None:
-    before, arrow, _ = text.partition("->")
-    try:
-        return int(before.strip()) if arrow else None
+        return int(parts[side].strip()) if len(parts) == 2 else None
     except ValueError:
         return None

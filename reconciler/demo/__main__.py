@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from ..cli import exit_codes
-from .player import DemoError, pass_table, play
+from .player import DemoError, DemoUsageError, pass_table, play
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         demo = play(source, out, recorded=args.recorded, record=args.record)
     except DemoError as err:
         print(f"python -m reconciler.demo: {err}", file=sys.stderr)
-        return exit_codes.USAGE if "not empty" in str(err) or "has no" in str(err) else exit_codes.FINDINGS
+        return exit_codes.USAGE if isinstance(err, DemoUsageError) else exit_codes.FINDINGS
     print()
     print(f"The passes and their decisions ({'recorded metric values' if demo.mode == 'recorded' else 'Prometheus'}):")
     print("\n".join(pass_table(demo)))

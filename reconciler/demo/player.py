@@ -51,6 +51,10 @@ class DemoError(Exception):
     """The demo could not be played as built (the message says what differed)."""
 
 
+class DemoUsageError(DemoError):
+    """The demo was asked for something it cannot do (an --out that is not empty, no example)."""
+
+
 @dataclass
 class Demo:
     """What a play left behind."""
@@ -73,7 +77,7 @@ def play(source: Path, out: Path, *, recorded: bool = False, record: Path | None
     """
     out = Path(out).resolve()
     if out.exists() and any(out.iterdir()):
-        raise DemoError(f"{out} is not empty: give --out a new or empty directory")
+        raise DemoUsageError(f"{out} is not empty: give --out a new or empty directory")
     demo = Demo(out, out / "repo", out / "report.html", "recorded" if recorded else "prometheus")
     with _environment(_HERMETIC_GIT):
         _make_repository(Path(source), demo.root)
@@ -84,7 +88,7 @@ def play(source: Path, out: Path, *, recorded: bool = False, record: Path | None
             except RuntimeError as err:
                 demo.mode, demo.fallback_reason = "recorded", str(err)
         if record is not None and server is None:
-            raise DemoError(f"--record needs a running Prometheus: {demo.fallback_reason or 'not with --recorded'}")
+            raise DemoUsageError(f"--record needs a running Prometheus: {demo.fallback_reason or 'not with --recorded'}")
         try:
             _play(demo, server, record, echo)
         finally:
@@ -170,7 +174,7 @@ def _make_repository(source: Path, root: Path) -> None:
     """The example's files in a fresh git repository, one commit a day before the rollout."""
     missing = [part for part in EXAMPLE_PARTS[:2] if not (source / part).is_dir()]
     if missing:
-        raise DemoError(f"{source} has no {' or '.join(p + '/' for p in missing)}: run the demo from the Sluice "
+        raise DemoUsageError(f"{source} has no {' or '.join(p + '/' for p in missing)}: run the demo from the Sluice "
                         "repository (or give --from PATH)")
     root.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
@@ -239,15 +243,15 @@ def _environment(changes: dict[str, str | None]) -> Iterator[None]:
     """Set (or, for None, unset) environment variables for the block, then restore them."""
     saved = {key: os.environ.get(key) for key in changes}
     try:
-        for key, value in changes.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        _set_environment(changes)
         yield
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        _set_environment(saved)
+
+
+def _set_environment(values: dict[str, str | None]) -> None:
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
