@@ -586,9 +586,11 @@ def _metric_section(report: RolloutReport, series: MetricSeries) -> str:
     legend = [(COLORS["candidate"], f"candidate {report.candidate}", False),
               (COLORS["stable"], f"stable {report.stable}", False)]
     legend += [(COLORS["upper" if b.upper else "lower"], f"{b.label} ({b.source})", True) for b in series.bounds]
-    parts.append('<ul class="legend">' + "".join(
-        f'<li><span class="swatch{" dash" if dashed else ""}" style="{"border-color" if dashed else "background"}:'
-        f'{color}"></span>{_e(text)}</li>' for color, text, dashed in dict.fromkeys(legend)) + "</ul>")
+    items = [f'<li><span class="swatch{" dash" if dashed else ""}" style="{"border-color" if dashed else "background"}:'
+             f'{color}"></span>{_e(text)}</li>' for color, text, dashed in dict.fromkeys(legend)]
+    if not series.bounds:
+        items.append("<li>no threshold applied in this period (its gate is at a stage the rollout did not run)</li>")
+    parts.append('<ul class="legend">' + "".join(items) + "</ul>")
     parts.append("</figure>")
     return "\n".join(parts)
 
