@@ -84,8 +84,7 @@ def build_report(root: Path, environment: str, model: str, *, now: datetime, pro
     repo = load_repository(root).repository  # a report reads history: errors elsewhere do not stop it
     git = GitRepository(root)
     rollout = find_rollout(git, root, environment, model, until)
-    flying = in_flight(list(rollout.commits), until or now)
-    assert flying is not None
+    flying = in_flight(list(rollout.commits), until or now) or (now, now)  # never empty: it has its start
     lead = _margin(flying[1] - flying[0], repo.environments.get(environment))
     start = since or flying[0] - lead
     ended = any(c.action in TERMINAL for c in rollout.commits)
