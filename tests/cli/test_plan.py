@@ -18,7 +18,6 @@ capacity); GPU scheduling and serving availability are the program's own doing.
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -29,7 +28,8 @@ import pytest
 
 from reconciler.cli.main import main
 from tests.conftest import ROOT
-from tests.integration.rollout_world import edit_yaml, git, hermetic_git
+from tests.integration.rollout_world import Run, edit_yaml, git, hermetic_git
+from tests.unit.test_rules import Mutation, both, set_
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs the git executable")
 
@@ -41,7 +41,6 @@ AT = datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc)
 #: can read the namespace once it is in a ConfigMap.
 PRESIGNED = ("https://acme-llm-artifacts.s3.amazonaws.com/chat-assistant/1.3.1/model.tar"
              "?X-Amz-Security-Token=FwoGZXIvYXdzEJr7q2Vd9Lx4Tn0aKpWm3Ys")
-Mutation = Callable[[Path], None]
 
 
 # --- the repository and the changes ----------------------------------------------------------------
@@ -69,43 +68,22 @@ def model(rel: str, name: str, change: Callable[[Any], None]) -> Mutation:
     return mutate
 
 
-def release(version: str, parent: str = "1.3.0", **bundle: Callable[[Any], None]) -> Mutation:
-    """releases/chat-assistant/<version>.yaml: a copy of 1.3.0 with its identity and `bundle` edits."""
+def edit(rel: str, *changes: Callable[[Any], None]) -> Mutation:
+    """tests/unit/test_rules.py's `edit` in the example files' own style: line numbers stay a person's."""
     def mutate(root: Path) -> None:
-        target = root / "releases" / CHAT / f"{version}.yaml"
-        shutil.copyfile(root / R13, target)
-
-        def change(doc: Any) -> None:
-            doc["version"], doc["revision"] = version, "5a1b2c3d4e5f"
-            doc["description"] = f"{version}: see the bundle."
-            doc["lineage"]["parent_version"] = parent
-            for part, edit in bundle.items():
-                edit(doc["bundle"][part])
-        edit_yaml(target, change)
+        edit_yaml(root / rel, lambda doc: [change(doc) for change in changes])
     return mutate
 
 
-def set_value(rel: str, path: tuple[str | int, ...], value: Any) -> Mutation:
-    """A round-trip edit of one value of a file."""
+def release(version: str, *changes: Callable[[Any], None]) -> Mutation:
+    """releases/chat-assistant/<version>.yaml: a copy of 1.3.0, its child, with `changes`."""
+    rel = f"releases/{CHAT}/{version}.yaml"
+
     def mutate(root: Path) -> None:
-        def change(doc: Any) -> None:
-            for key in path[:-1]:
-                doc = doc[key]
-            doc[path[-1]] = value
-        edit_yaml(root / rel, change)
-    return mutate
-
-
-def setting(key: str, value: Any) -> Callable[[Any], None]:
-    def change(node: Any) -> None:
-        node[key] = value
-    return change
-
-
-def both(*mutations: Mutation) -> Mutation:
-    def mutate(root: Path) -> None:
-        for m in mutations:
-            m(root)
+        shutil.copyfile(root / R13, root / rel)
+        edit(rel, set_(("version",), version), set_(("revision",), "5a1b2c3d4e5f"),
+             set_(("description",), f"{version}: see the bundle."), set_(("lineage", "parent_version"), "1.3.0"),
+             *changes)(root)
     return mutate
 
 
@@ -113,10 +91,13 @@ def advance(chat: Any) -> None:
     chat["stage"], chat["stage_started_at"] = 2, AT
 
 
-def candidate_140(chat: Any) -> None:
-    chat.insert(1, "candidate", "1.4.0")
-    chat.insert(2, "stage", 0)
-    chat.insert(3, "stage_started_at", AT)
+def new_candidate(version: str) -> Callable[[Any], None]:
+    """What `reconciler start` writes: the candidate at stage 0, from now."""
+    def change(chat: Any) -> None:
+        chat.insert(1, "candidate", version)
+        chat.insert(2, "stage", 0)
+        chat.insert(3, "stage_started_at", AT)
+    return change
 
 
 def promote(chat: Any) -> None:
@@ -165,35 +146,26 @@ SCENARIOS = [
     Scenario("stage advance", model(STAGING, CHAT, advance), 0,
              weights={("staging", CHAT): {"1.2.0": (99, 95), "1.3.0": (1, 5)}}),
     Scenario("new release and new candidate at stage 0",
-             both(release("1.4.0", system_prompt=setting("sha256", "ab" * 32)), model(PROD, CHAT, candidate_140)), 0,
+             both(release("1.4.0", set_(("bundle", "system_prompt", "sha256"), "ab" * 32)),
+                  model(PROD, CHAT, new_candidate("1.4.0"))), 0,
              weights={("prod", CHAT): {"1.1.0": (0, 0), "1.2.0": (100, 100), "1.4.0": (0, 0)}},
              releases=[("added", "1.4.0", "minor")]),
     Scenario("promotion", model(STAGING, CHAT, promote), 0,
              weights={("staging", CHAT): {"1.2.0": (99, 0), "1.3.0": (1, 100)}}),
     Scenario("manual rollback to the standby", model(PROD, CHAT, back_to_standby), 0,
              weights={("prod", CHAT): {"1.1.0": (0, 100), "1.2.0": (100, 0)}}),
-    Scenario("released file edited", set_value(R12, ("bundle", "generation", "temperature"), 0.2), 1,
+    Scenario("released file edited", edit(R12, set_(("bundle", "generation", "temperature"), 0.2)), 1,
              releases=[("changed", "1.2.0", None)], rules=["immutable"]),
-    Scenario("semver violation: new weights in a PATCH", release("1.3.1", weights=setting("sha256", "ab" * 32)), 1,
+    Scenario("semver violation: new weights in a PATCH",
+             release("1.3.1", set_(("bundle", "weights", "sha256"), "ab" * 32)), 1,
              releases=[("added", "1.3.1", "patch")], rules=["semver"]),
     Scenario("environment added", new_environment, 0,
              weights={("eu-staging", CHAT): {"1.2.0": (0, 100)}, ("eu-staging", CODE): {"2.0.0": (0, 100)}}),
     Scenario("environment settings changed",
-             set_value(STAGING, ("gpu_pools", 0, "max_nodes"), 4), 0,
+             edit(STAGING, set_(("gpu_pools", 0, "max_nodes"), 4)), 0,
              settings={"staging": ["gpu_pools"]}),
     Scenario("no change", None, 0),
 ]
-
-
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.out)
 
 
 def plan(capsys: pytest.CaptureFixture[str], root: Path, *args: str) -> Run:
@@ -273,7 +245,7 @@ def test_json_of_a_semver_violation_says_what_the_change_needs(capsys: pytest.Ca
 
 def test_a_candidate_failing_a_blocking_gate_is_blocked_with_the_gate_shown(capsys: pytest.CaptureFixture[str],
                                                                            repo: Path) -> None:
-    toxic = set_value("releases/chat-assistant/1.4.0.yaml", ("evaluation", "toxicity"), 0.08)
+    toxic = edit("releases/chat-assistant/1.4.0.yaml", set_(("evaluation", "toxicity"), 0.08))
     both(SCENARIOS[1].change, toxic)(repo)  # type: ignore[arg-type]
     run = plan(capsys, repo, "--base", "main", "--no-program", "--format", "json")
     data = run.json
@@ -306,9 +278,9 @@ def test_a_mandatory_policy_violation_that_validate_does_not_see(capsys: pytest.
                                                                  repo: Path) -> None:
     """A pre-signed URL (with its session token) as the weights' URI of a new PATCH release, which
     prod takes as its candidate: valid files, but the token lands in the release ConfigMap."""
-    both(release("1.3.1", weights=setting("uri", PRESIGNED), generation=setting("temperature", 0.2)),
-         model(PROD, CHAT, lambda chat: (chat.insert(1, "candidate", "1.3.1"), chat.insert(2, "stage", 0),
-                                         chat.insert(3, "stage_started_at", AT))))(repo)
+    both(release("1.3.1", set_(("bundle", "weights", "uri"), PRESIGNED),
+                 set_(("bundle", "generation", "temperature"), 0.2)),
+         model(PROD, CHAT, new_candidate("1.3.1")))(repo)
     assert main(["validate", str(repo), "--base", "main"]) == 0  # validate has nothing against it
     capsys.readouterr()
 

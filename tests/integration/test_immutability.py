@@ -24,13 +24,14 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
 from reconciler.cli.main import main
 from tests.conftest import ROOT, copy_example
-from tests.integration.rollout_world import edit_yaml, git, hermetic_git
+from tests.integration.rollout_world import Run, git, hermetic_git
+from tests.unit.test_rules import Mutation, append, both, copy, edit, position, set_
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs the git executable")
 
@@ -38,24 +39,9 @@ R12 = "releases/chat-assistant/1.2.0.yaml"
 R13 = "releases/chat-assistant/1.3.0.yaml"
 R131 = "releases/chat-assistant/1.3.1.yaml"
 STAGING = "environments/staging.yaml"
-Mutation = Callable[[Path], None]
 
 
-# --- edits, as a person makes them ------------------------------------------------------------------
-
-
-def set_values(rel: str, **values: Any) -> Mutation:
-    """Round-trip edit of `rel`: each keyword is a path with "__" between keys (bundle__weights__sha256)."""
-    def mutate(root: Path) -> None:
-        def change(doc: Any) -> None:
-            for dotted, value in values.items():
-                *parents, last = dotted.split("__")
-                node = doc
-                for key in parents:
-                    node = node[key]
-                node[last] = value
-        edit_yaml(root / rel, change)
-    return mutate
+# --- edits, as a person makes them (round-trip YAML edits: tests/unit/test_rules.py's helpers) ----------
 
 
 def replace_text(rel: str, *pairs: tuple[str, str]) -> Mutation:
@@ -70,55 +56,31 @@ def replace_text(rel: str, *pairs: tuple[str, str]) -> Mutation:
     return mutate
 
 
-def new_patch_release(root: Path) -> None:
-    """releases/chat-assistant/1.3.1.yaml: 1.3.0 again with a lower temperature (a PATCH)."""
-    shutil.copyfile(root / R13, root / R131)
-    set_values(R131, version="1.3.1", revision="5a1b2c3d4e5f", lineage__parent_version="1.3.0",
-               bundle__generation__temperature=0.2)(root)
+#: releases/chat-assistant/1.3.1.yaml: 1.3.0 again with a lower temperature (a PATCH).
+new_patch_release = copy(R13, R131, set_(("version",), "1.3.1"), set_(("revision",), "5a1b2c3d4e5f"),
+                         set_(("lineage", "parent_version"), "1.3.0"),
+                         set_(("bundle", "generation", "temperature"), 0.2))
+another_approval = edit(R13, append(("lineage", "approvals"), {
+    "by": "carol.nguyen@acme.example", "at": datetime(2026, 11, 14, 9, 0, tzinfo=timezone.utc), "role": "product"}))
 
 
-def another_approval(root: Path) -> None:
-    approval = {"by": "carol.nguyen@acme.example", "at": datetime(2026, 11, 14, 9, 0, tzinfo=timezone.utc),
-                "role": "product"}
-    edit_yaml(root / R13, lambda doc: doc["lineage"]["approvals"].append(approval))
-
-
-def delete(rel: str) -> Mutation:
+def delete_file(rel: str) -> Mutation:
     def mutate(root: Path) -> None:
         (root / rel).unlink()
     return mutate
 
 
-def both(*mutations: Mutation) -> Mutation:
-    def mutate(root: Path) -> None:
-        for m in mutations:
-            m(root)
-    return mutate
-
-
 def line_of(text: str, *patterns: str) -> int:
     """1-based line where the last regex matches, each searched from where the previous matched."""
-    at = 0
-    for pattern in patterns:
-        match = re.compile(pattern, re.MULTILINE).search(text, at)
-        assert match, f"{pattern!r} not found after offset {at}"
-        at = match.start()
-    return text.count("\n", 0, at) + 1
+    return position(text, patterns)[0]
 
 
 # --- running ---------------------------------------------------------------------------------------
 
 
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def findings(self) -> list[dict[str, Any]]:
-        data = json.loads(self.out)
-        return data["errors"] + data["warnings"]
+def findings(run: Run) -> list[dict[str, Any]]:
+    data = json.loads(run.out)
+    return data["errors"] + data["warnings"]
 
 
 def validate(root: Path, *args: str) -> Run:
@@ -181,30 +143,30 @@ def edited(version: str, changed: str, bump: str, rel: str, path: str, *line: st
 
 CASES = [
     Case("new weights in a released file (working tree): MINOR",
-         worktree=set_values(R13, bundle__weights__sha256="ab" * 32), code=1,
+         worktree=edit(R13, set_(("bundle", "weights", "sha256"), "ab" * 32)), code=1,
          expect=(edited("1.3.0", "bundle.weights.sha256", "minor", R13, "bundle.weights.sha256",
                         r"^  weights:", r"sha256:"),)),
     Case("a lower temperature in a released file (committed on a branch): PATCH",
-         branch=set_values(R12, bundle__generation__temperature=0.2), code=1,
+         branch=edit(R12, set_(("bundle", "generation", "temperature"), 0.2)), code=1,
          expect=(edited("1.2.0", "bundle.generation.temperature", "patch", R12, "bundle.generation.temperature",
                         r"^  generation:", r"temperature:"),)),
     Case("evaluation numbers edited: a new version all the same (PATCH)",
-         worktree=set_values(R13, evaluation__toxicity=0.009), code=1,
+         worktree=edit(R13, set_(("evaluation", "toxicity"), 0.009)), code=1,
          expect=(edited("1.3.0", "evaluation.toxicity", "patch", R13, "evaluation.toxicity",
                         r"^evaluation:", r"toxicity:"),)),
     Case("an approval added (a list that grows is one changed field)",
          worktree=another_approval, code=1,
          expect=(edited("1.3.0", "lineage.approvals", "patch", R13, "lineage.approvals", r"^  approvals:"),)),
     Case("another base model: MAJOR, and the semver rule says 1.3.0 is too small a bump from 1.2.0",
-         worktree=set_values(R13, lineage__base_model__name="Qwen/Qwen2.5-72B-Instruct"), code=1,
+         worktree=edit(R13, set_(("lineage", "base_model", "name"), "Qwen/Qwen2.5-72B-Instruct")), code=1,
          expect=(edited("1.3.0", "lineage.base_model.name", "major", R13, "lineage.base_model.name",
                         r"^lineage:", r"^    name:"),
                  Expected("error", "semver", R13, "lineage.base_model.name"))),
     Case("seven fields edited: five named, and how many more",
-         worktree=set_values(R12, description="Reworded.", bundle__generation__temperature=0.2,
-                             bundle__generation__top_p=0.8, bundle__generation__max_tokens=512,
-                             bundle__routing__max_input_tokens=8192, evaluation__toxicity=0.01,
-                             evaluation__latency_p99_ms=1700), code=1,
+         worktree=edit(R12, set_(("description",), "Reworded."), set_(("bundle", "generation", "temperature"), 0.2),
+                       set_(("bundle", "generation", "top_p"), 0.8), set_(("bundle", "generation", "max_tokens"), 512),
+                       set_(("bundle", "routing", "max_input_tokens"), 8192), set_(("evaluation", "toxicity"), 0.01),
+                       set_(("evaluation", "latency_p99_ms"), 1700)), code=1,
          expect=(edited("1.2.0", "description, bundle.generation.temperature, bundle.generation.top_p, "
                         "bundle.generation.max_tokens, bundle.routing.max_input_tokens and 2 more", "patch", R12,
                         "description", r"^description:"),)),
@@ -218,14 +180,15 @@ CASES = [
              (r"max_silence: 10m$", "max_silence: 600s"),
              (r"^lineage:\n", "# Where it came from.\nlineage:\n"))),
     Case("a default spelled out (the same value): passes",
-         worktree=set_values(R12, bundle__generation__stop=[], bundle__safety__pii_redaction=True)),
+         worktree=edit(R12, set_(("bundle", "generation", "stop"), []),
+                       set_(("bundle", "safety", "pii_redaction"), True))),
     Case("a new release file: passes", worktree=new_patch_release),
     Case("a new release, committed on the branch, then edited again: passes (not on the base)",
-         branch=new_patch_release, worktree=set_values(R131, bundle__generation__temperature=0.25)),
+         branch=new_patch_release, worktree=edit(R131, set_(("bundle", "generation", "temperature"), 0.25))),
     Case("a new release edited in a second commit on the branch: passes",
-         branch=both(new_patch_release, set_values(R131, description="Cooler answers."))),
+         branch=both(new_patch_release, edit(R131, set_(("description",), "Cooler answers.")))),
     Case("a released file deleted: a warning, nothing else",
-         before=new_patch_release, worktree=delete(R131), code=0,
+         before=new_patch_release, worktree=delete_file(R131), code=0,
          expect=(Expected("warning", "immutable", R131, "",
                           "chat-assistant 1.3.1 was released (main has releases/chat-assistant/1.3.1.yaml) and is "
                           "deleted here",
@@ -238,7 +201,7 @@ CASES = [
 
 
 def findings_of(run: Run) -> list[tuple[str, str, str, str]]:
-    return sorted((f["severity"], f["rule"], f["file"], f["path"]) for f in run.findings)
+    return sorted((f["severity"], f["rule"], f["file"], f["path"]) for f in findings(run))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
@@ -257,19 +220,19 @@ def test_released_files_against_the_base(hermetic: Path, case: Case) -> None:
     assert run.code == case.code, run.out + run.err
     assert findings_of(run) == sorted((e.severity, e.rule, e.file, e.path) for e in case.expect), run.out
     for expected in case.expect:
-        found = next(f for f in run.findings if (f["rule"], f["file"]) == (expected.rule, expected.file))
+        found = next(f for f in findings(run) if (f["rule"], f["file"]) == (expected.rule, expected.file))
         if expected.message is not None:
             assert found["message"] == expected.message
             assert found["fix"] == expected.fix
         if expected.line:
             assert found["line"] == line_of((root / expected.file).read_text(encoding="utf-8"), *expected.line)
     without_base = validate(root, "--format", "json")  # the rule needs a base: without one, none of this
-    assert [f for f in without_base.findings if f["rule"] == "immutable"] == []
+    assert [f for f in findings(without_base) if f["rule"] == "immutable"] == []
 
 
 def test_the_text_form_names_file_line_path_and_fix(hermetic: Path) -> None:
     root = released_repo(hermetic / "repo")
-    set_values(R13, bundle__system_prompt__sha256="cd" * 32)(root)
+    edit(R13, set_(("bundle", "system_prompt", "sha256"), "cd" * 32))(root)
     line = line_of((root / R13).read_text(encoding="utf-8"), r"^  system_prompt:", r"sha256:")
     run = validate(root, "--base", "HEAD")
     assert run.code == 1
@@ -286,7 +249,7 @@ def test_a_version_edited_in_place_is_a_change_to_the_released_file(hermetic: Pa
     replace_text(R13, (r'^version: "1.3.0"$', 'version: "1.3.1"'))(root)
     run = validate(root, "--base", "main", "--format", "json")
     assert run.code == 1
-    immutable = [f for f in run.findings if f["rule"] == "immutable"]
+    immutable = [f for f in findings(run) if f["rule"] == "immutable"]
     assert [(f["severity"], f["file"], f["path"]) for f in immutable] == [("error", R13, "version")]
     assert "may not change; changed: version" in immutable[0]["message"]
 
@@ -320,16 +283,16 @@ def test_origin_main_in_a_clone_of_a_bare_remote(hermetic: Path) -> None:
     git(hermetic, "clone", "-q", str(remote), str(work))
     git(work, "checkout", "-q", "-b", "feature")
     new_patch_release(work)
-    set_values(R12, bundle__routing__max_concurrent_requests=40)(work)
+    edit(R12, set_(("bundle", "routing", "max_concurrent_requests"), 40))(work)
     git(work, "add", "releases")
     git(work, "commit", "-q", "-m", "1.3.1, and a routing tweak to 1.2.0")
 
     run = validate(work, "--base", "origin/main", "--format", "json")
 
     assert run.code == 1, run.err
-    assert [(f["rule"], f["file"], f["path"]) for f in run.findings] == [
+    assert [(f["rule"], f["file"], f["path"]) for f in findings(run)] == [
         ("immutable", R12, "bundle.routing.max_concurrent_requests")]
-    assert run.findings[0]["message"] == ("chat-assistant 1.2.0 is released (origin/main has it) and may not change; "
+    assert findings(run)[0]["message"] == ("chat-assistant 1.2.0 is released (origin/main has it) and may not change; "
                                           "changed: bundle.routing.max_concurrent_requests")
     # main moves on in the remote (someone merged 1.3.1 first): the same branch is now judged against it
     git(seed, "remote", "add", "origin", str(remote))
@@ -338,11 +301,11 @@ def test_origin_main_in_a_clone_of_a_bare_remote(hermetic: Path) -> None:
     git(seed, "commit", "-q", "-m", "Release 1.3.1")
     git(seed, "push", "-q", "origin", "main")
     git(work, "fetch", "-q", "origin")
-    set_values(R12, bundle__routing__max_concurrent_requests=48)(work)  # the tweak undone
-    set_values(R131, bundle__generation__temperature=0.25)(work)  # 1.3.1 is released now: editing it is not
+    edit(R12, set_(("bundle", "routing", "max_concurrent_requests"), 48))(work)  # the tweak undone
+    edit(R131, set_(("bundle", "generation", "temperature"), 0.25))(work)  # 1.3.1 is released now: not editable
     rerun = validate(work, "--base", "origin/main", "--format", "json")
     assert rerun.code == 1
-    assert [(f["rule"], f["file"], f["path"]) for f in rerun.findings] == [
+    assert [(f["rule"], f["file"], f["path"]) for f in findings(rerun)] == [
         ("immutable", R131, "bundle.generation.temperature")]
 
 

@@ -74,12 +74,6 @@ class Repo:
         return git(self.root, "rev-parse", "HEAD").strip()
 
 
-def edit(rel: str, change: Edit) -> Callable[[Path], None]:
-    def mutate(root: Path) -> None:
-        edit_yaml(root / rel, change)
-    return mutate
-
-
 def chat_in(change: Edit) -> Edit:
     return lambda doc: change(doc["models"][CHAT])
 
