@@ -382,3 +382,36 @@ def test_an_unparsable_environment_file_is_not_planned_as_removed(capsys: pytest
     data = run.json
     assert run.code == 1 and [e["rule"] for e in data["errors"]] == ["yaml"]
     assert [e for e in data["environments"] if e["kind"] == "removed"] == []
+
+
+def test_warnings_already_on_the_base_are_counted_not_repeated(capsys: pytest.CaptureFixture[str],
+                                                               repo: Path) -> None:
+    """A plan repeats no old news: the base's warning is a count; a warning the change adds is listed."""
+    no_minimum = edit(R13, lambda doc: doc["rollout"]["stages"][1].pop("min_duration"))
+    no_minimum(repo)
+    git(repo, "commit", "-q", "-am", "1.3.0's first canary stage has no minimum duration", when=AT)
+    applied(repo, SCENARIOS[0])
+    markdown = plan(capsys, repo, "--base", "main", "--no-program")
+    assert "- validate: 0 errors, 0 new warnings (1 already on main)" in markdown.out.splitlines()
+    assert "**Errors and new warnings**" not in markdown.out
+
+    edit(R12, set_(("rollout", "stages"), [{"weight": 0}, {"weight": 10}, {"weight": 100}]))(repo)
+    data = plan(capsys, repo, "--base", "main", "--no-program", "--format", "json").json
+    assert (data["ok"], data["known_warnings"]) == (False, 1)  # editing released 1.2.0 is an error as well
+    assert [(w["rule"], w["file"], w["path"]) for w in data["warnings"]] == [
+        ("rollout-stages", R12, "rollout.stages[1].min_duration")]
+
+
+def test_a_deleted_release_is_listed_and_warned_about(capsys: pytest.CaptureFixture[str], repo: Path) -> None:
+    release("1.3.1", set_(("bundle", "generation", "temperature"), 0.2))(repo)
+    git(repo, "add", "releases")
+    git(repo, "commit", "-q", "-m", "Release 1.3.1", when=AT)
+    (repo / "releases/chat-assistant/1.3.1.yaml").unlink()
+    run = plan(capsys, repo, "--base", "main", "--no-program", "--format", "json")
+    data = run.json
+    assert (run.code, data["ok"]) == (0, True)
+    assert [(r["kind"], r["version"], r["file"]) for r in data["releases"]] == [
+        ("removed", "1.3.1", "releases/chat-assistant/1.3.1.yaml")]
+    assert [(w["rule"], w["file"]) for w in data["warnings"]] == [("immutable", "releases/chat-assistant/1.3.1.yaml")]
+    markdown = plan(capsys, repo, "--base", "main", "--no-program").out
+    assert "| chat-assistant 1.3.1 | removed | - | release file deleted |" in markdown.splitlines()
