@@ -21,8 +21,7 @@ import pytest
 from tests.conftest import ROOT, mutate_yaml
 
 from .workflow_kit import (
-    ACTIONS, HOOKS, IN_PARALLEL, WORKFLOWS, all_steps, calls_in, load, mentions, parse_problem, pending,
-    pin_problems, steps, uses_lines,
+    ACTIONS, HOOKS, WORKFLOWS, all_steps, calls_in, load, mentions, parse_problem, pin_problems, steps, uses_lines,
 )
 
 PR, MAIN, RECONCILE = (ROOT / ".github" / "workflows" / f"{n}.yml" for n in ("pull-request", "main", "reconcile"))
@@ -101,9 +100,6 @@ def _command_cases() -> list[Any]:
 
 @pytest.mark.parametrize("argv", _command_cases())
 def test_every_reconciler_command_line_parses_with_the_real_cli(argv: list[str]) -> None:
-    reason = pending(argv)
-    if reason:
-        pytest.skip(reason)
     assert parse_problem(argv) is None, f"reconciler {' '.join(argv)}: {parse_problem(argv)}"
 
 
@@ -146,14 +142,6 @@ def test_the_parser_check_catches_a_bad_command_line(tmp_path: Path, script: str
 def test_a_call_hidden_inside_a_line_is_noticed(tmp_path: Path) -> None:
     script = "if ! reconciler validate --bogus; then exit 1; fi\n"
     assert mentions(script) == 1 and calls_in(script, {}, tmp_path) == []
-
-
-def test_pending_skips_only_what_is_still_being_built() -> None:
-    assert pending(["validate"]) is None
-    assert pending(["reconcile", "--push"]) is None
-    missing = [verb for verb in ("plan", "lineage", "release", "report") if pending([verb]) == IN_PARALLEL]
-    for verb in missing:
-        assert pending([verb, "--anything"]) == IN_PARALLEL
 
 
 # --- supply chain, privileges, injection ------------------------------------------------------------

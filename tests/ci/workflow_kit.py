@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import io
 import os
 import re
@@ -22,7 +21,7 @@ from typing import Any, Iterator
 
 from ruamel.yaml import YAML
 
-from reconciler.cli.main import COMMANDS, _module, _parse
+from reconciler.cli.main import COMMANDS, _parse
 from tests.conftest import ROOT
 
 GITHUB = ROOT / ".github"
@@ -33,9 +32,6 @@ HOOKS = ROOT / ".pre-commit-hooks.yaml"
 EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}", re.S)
 #: A `reconciler COMMAND` anywhere in a script: each must be a call the tests can see and parse.
 MENTION = re.compile(r"\breconciler\s+(?:" + "|".join(map(re.escape, COMMANDS)) + r")\b")
-#: Commands and options other engineers are adding now; a line using one is skipped until it lands.
-IN_PARALLEL = "command being built in parallel"
-PENDING_OPTIONS = {"validate": {"--base"}}
 
 
 def load(path: Path) -> Any:
@@ -134,24 +130,6 @@ def parse_problem(argv: list[str]) -> str | None:
     if isinstance(result, argparse.Namespace):
         return None
     return (err.getvalue() + out.getvalue()).strip() or f"exit {result}"
-
-
-def pending(argv: list[str]) -> str | None:
-    """Why `argv` cannot be checked yet: its command module or option is still being written."""
-    verb = argv[0] if argv else ""
-    if verb not in COMMANDS:
-        return None
-    module = COMMANDS[verb][0]
-    if importlib.util.find_spec(f"reconciler.cli.{module}") is None:
-        return IN_PARALLEL
-    missing = [o for o in PENDING_OPTIONS.get(verb, ()) if o in argv and o not in options(verb)]
-    return f"{verb} {' '.join(missing)}: {IN_PARALLEL}" if missing else None
-
-
-def options(verb: str) -> set[str]:
-    parser = argparse.ArgumentParser()
-    _module(COMMANDS[verb][0]).add_arguments(parser)
-    return set(parser._option_string_actions)
 
 
 # --- action references -----------------------------------------------------------------------------
