@@ -38,9 +38,10 @@ class Breach:
 
 def number(value: float) -> str:
     """Short, exact enough for people: 0.0812 -> "0.0812", 1840.4 -> "1,840", 2.3149 -> "2.315"."""
-    if abs(value) >= 1000:
+    short = f"{value:.4g}"
+    if abs(value) >= 1000 or abs(float(short)) >= 1000:  # 999.99999 rounds to 1000: print it as 1,000
         return f"{value:,.0f}"
-    return f"{value:.4g}"
+    return short
 
 
 # bound name -> (allowed(value, stable, limit), how the limit reads, the limit as a number)

@@ -64,6 +64,10 @@ def _explain(model: type[BaseModel], path: YamlPath, err: dict[str, Any]) -> tup
         return f"unknown field `{name}`", f"{hint} (remove it or fix its spelling)"
     if kind == "value_error":
         return msg.removeprefix("Value error, "), "correct the value"
+    if kind in ("datetime_type", "datetime_parsing", "datetime_from_date_parsing") and isinstance(value, str) \
+            and _reads_as_time(value):
+        return f"{value!r} is quoted, so YAML reads it as text, not a time", \
+            f"remove the quotes: {name}: {value}"
     if kind.startswith("timezone") or (kind == "datetime_type" and hasattr(value, "isoformat")):
         shown = value.isoformat() if hasattr(value, "isoformat") else repr(value)
         return f"{msg}: {shown}", "write a time with a zone, e.g. 2026-11-20T09:00:00Z"
@@ -81,6 +85,16 @@ def _explain(model: type[BaseModel], path: YamlPath, err: dict[str, Any]) -> tup
     if kind == "string_type" and isinstance(value, (int, float)):
         return f"{msg}{shown}", f"quote it so YAML reads it as text: \"{value}\""
     return f"{msg}{shown}", "correct the value"
+
+
+def _reads_as_time(text: str) -> bool:
+    from datetime import datetime
+
+    try:
+        datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
 
 
 def _fields_at(model: type[BaseModel], path: YamlPath) -> set[str]:

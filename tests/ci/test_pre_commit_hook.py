@@ -157,8 +157,6 @@ def test_the_hook_runs_for_real_in_a_repository_that_uses_it(tmp_path: Path, mon
     assert "unknown field `min_duraton`" in failed.stdout and "FAILED:" in failed.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="reconciler/core/schema_errors.py _explain: a quoted time gets the fix "
-                                       "'correct the value' instead of 'remove the quotes'")
 def test_a_quoted_time_is_told_to_drop_its_quotes(tmp_path: Path) -> None:
     """What a hook user sees for `standby_until: "2020-01-01T00:00:00Z"`: the value looks right, so
     the fix has to say what is wrong with it (the quotes make it text; the same file unquoted passes)."""

@@ -325,11 +325,6 @@ def test_the_summary_lists_the_commits_the_charts_and_the_incident() -> None:
     ]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "reconciler/core/gates.py number(): a value just under 1,000 (Prometheus' p99 of a steady 1,000 ms is "
-    "999.9999999999784) is written '1000' by '.4g' without the thousands separator that 1,000 itself gets "
-    "('1,000'); seen in the demo's reason 'latency_p99_ms 1,100 <= 1.2 x stable 1000 = 1,200 over 5m' and in "
-    "the report's commit log"))
 def test_a_value_that_rounds_to_a_thousand_reads_like_a_thousand() -> None:
     from reconciler.core.gates import number
 
