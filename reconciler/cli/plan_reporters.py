@@ -7,6 +7,7 @@ must not miss; releases, checks and errors follow; pointer fields and resources 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Callable
 
 from ..core.findings import Finding
@@ -93,7 +94,10 @@ def markdown(result: Plan) -> str:
         for m in models:
             if m.stage:
                 lines.append(f"- {m.environment} / {m.model} at {m.stage} needs: {_cell(m.needs or '')}")
-    for env in result.environments:
+    notes = [env for env in result.environments if env.kind != "changed" or env.settings]
+    if notes:
+        lines.append("")
+    for env in notes:
         if env.kind != "changed":
             lines.append(f"- environment **{env.name}** {env.kind}")
         elif env.settings:
@@ -109,7 +113,7 @@ def markdown(result: Plan) -> str:
     details = _details_md(result)
     if details:
         lines += ["", "<details><summary>Pointers and resources</summary>", "", *details, "", "</details>"]
-    return "\n".join(lines)
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines))  # one blank line between blocks, whichever are present
 
 
 def _summary(result: Plan) -> str:

@@ -128,6 +128,8 @@ def release_changes(base: Repository, head: Repository) -> list[ReleaseChange]:
 def environment_plans(base: Repository, head: Repository) -> list[EnvironmentPlan]:
     out = []
     for name in sorted(base.environments.keys() | head.environments.keys()):
+        if any(f"environments/{name}.yaml" in repo.broken_files for repo in (base, head)):
+            continue  # a file that does not parse is its own error, not an environment added or removed
         old, new = base.environments.get(name), head.environments.get(name)
         kind = "added" if old is None else "removed" if new is None else "changed"
         old_models = old.models if old else {}
@@ -181,9 +183,19 @@ def _mirror(split: Any) -> str:
 
 
 def _field_changes(old: ModelDeployment | None, new: ModelDeployment | None) -> tuple[FieldChange, ...]:
-    before = old.model_dump(mode="json") if old else {}
-    after = new.model_dump(mode="json") if new else {}
+    before, after = _pointers(old), _pointers(new)
     return tuple(FieldChange(f, before.get(f), after.get(f)) for f in DEPLOYMENT_FIELDS if before.get(f) != after.get(f))
+
+
+def _pointers(dep: ModelDeployment | None) -> dict[str, Any]:
+    """A deployment's fields as written; `stage` means nothing without a candidate (its default 0
+    would read as a move to stage 0)."""
+    if dep is None:
+        return {}
+    fields = dep.model_dump(mode="json")
+    if dep.candidate is None:
+        fields["stage"] = None
+    return fields
 
 
 def new_findings(head: list[Finding], base: list[Finding]) -> tuple[list[Finding], int]:
