@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from ruamel.yaml.nodes import Node
 
 from ..core.environment import Environment
-from ..core.findings import Finding, Severity, sort_key
+from ..core.findings import Finding, HasFindings, Severity, sort_key
 from ..core.immutability import immutability_findings
 from ..core.release import Release
 from ..core.repository import Repository, SourcedRelease
@@ -31,18 +31,10 @@ class NotARepository(Exception):
 
 
 @dataclass(frozen=True)
-class LoadResult:
+class LoadResult(HasFindings):
     repository: Repository
     findings: list[Finding]
     files: int
-
-    @property
-    def errors(self) -> list[Finding]:
-        return [f for f in self.findings if f.severity is Severity.ERROR]
-
-    @property
-    def warnings(self) -> list[Finding]:
-        return [f for f in self.findings if f.severity is Severity.WARNING]
 
 
 @contextmanager

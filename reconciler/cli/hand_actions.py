@@ -18,6 +18,13 @@ def add_common_arguments(parser: argparse.ArgumentParser, at_help: str) -> None:
     parser.add_argument("--push", action="store_true", help="push the commit to origin")
 
 
+def add_reasoned_arguments(parser: argparse.ArgumentParser, reason_help: str, at_help: str) -> None:
+    """MODEL, --reason and the common options: what `rollback` and `resume` take."""
+    parser.add_argument("model")
+    parser.add_argument("--reason", required=True, help=reason_help)
+    add_common_arguments(parser, at_help)
+
+
 def one_line_reason(text: str) -> str:
     """--reason becomes a commit trailer and a page: it must say something, on one line."""
     if not text.strip():

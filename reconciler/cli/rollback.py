@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 
-from .hand_actions import add_common_arguments, carry_out, one_line_reason
+from .hand_actions import add_reasoned_arguments, carry_out, one_line_reason
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model")
-    parser.add_argument("--reason", required=True, help="why, for the commit, the incident record and on-call")
-    add_common_arguments(parser, "record TIME as the rollback's time instead of now (replays, tests)")
+    add_reasoned_arguments(parser, "why, for the commit, the incident record and on-call",
+                           "record TIME as the rollback's time instead of now (replays, tests)")
 
 
 def run(args: argparse.Namespace) -> int:

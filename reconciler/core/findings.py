@@ -80,3 +80,17 @@ def findings_from(rule: str, file: str, prefix: YamlPath, problems: Iterable[Pro
 
 def sort_key(f: Finding) -> tuple[str, int, int, str]:
     return (f.file, f.line or 0, f.column or 0, f.rule)
+
+
+class HasFindings:
+    """`errors` and `warnings` of a value with a `findings` list (a load result, a plan)."""
+
+    findings: list[Finding]
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity is Severity.ERROR]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity is Severity.WARNING]

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .environment import ModelDeployment
-from .findings import Finding, Severity, format_path
+from .findings import Finding, HasFindings, Severity, format_path
 from .immutability import changed_paths
 from .predeployment import GateResult, evaluate_predeployment
 from .repository import Repository
@@ -79,21 +79,13 @@ class EnvironmentPlan:
 
 
 @dataclass
-class Plan:
+class Plan(HasFindings):
     base: str
     releases: list[ReleaseChange]
     environments: list[EnvironmentPlan]
     findings: list[Finding] = field(default_factory=list)  # the head's errors, and warnings new in this change
     known_warnings: int = 0  # warnings the base already had (not repeated)
     extra: dict[str, Any] = field(default_factory=dict)  # adapter-supplied checks: resources, policies
-
-    @property
-    def errors(self) -> list[Finding]:
-        return [f for f in self.findings if f.severity is Severity.ERROR]
-
-    @property
-    def warnings(self) -> list[Finding]:
-        return [f for f in self.findings if f.severity is Severity.WARNING]
 
     @property
     def empty(self) -> bool:
