@@ -212,14 +212,26 @@ class GitRepository:
             raise GitError(args, done.stderr.strip() or done.stdout, done.returncode)
         return done.stdout
 
+    def run_bytes(self, args: list[str], stdin: bytes) -> bytes:
+        """`git ARGS` with bytes in and out (`cat-file --batch` reports sizes in bytes); GitError on failure."""
+        done = self._execute(["git", *args], args, stdin, text=False)
+        if done.returncode != 0:
+            raise GitError(args, done.stderr.decode(errors="replace"), done.returncode)
+        return done.stdout
+
     def _run(self, args: list[str], stdin: str | None = None, env: Mapping[str, str] | None = None,
              identity: bool = False) -> subprocess.CompletedProcess[str]:
         full = ["git", *(self._default_identity() if identity else []), *args]
+        return self._execute(full, args, stdin, text=True, env=env)
+
+    def _execute(self, full: list[str], args: list[str], stdin: str | bytes | None, text: bool,
+                 env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess:
         environment = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_LITERAL_PATHSPECS": "1",
                        "LC_ALL": "C", **(env or {})}
+        decoding = {"text": True, "encoding": "utf-8", "errors": "replace"} if text else {}
         try:
             return subprocess.run(full, cwd=self.root, env=environment, input=stdin, capture_output=True,
-                                  text=True, encoding="utf-8", errors="replace", timeout=self.timeout)
+                                  timeout=self.timeout, **decoding)
         except subprocess.TimeoutExpired:
             raise GitError(args, f"timed out after {self.timeout:g} s") from None
         except OSError as err:  # no git executable, or root is not a directory

@@ -18,9 +18,7 @@ fatal). Identical blobs (a revert restores one) are parsed once.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -83,19 +81,9 @@ class _Reader(GitRepository):
         Bytes, not text: the sizes git reports are in bytes, and text mode would turn CRLF into LF."""
         if not specs:
             return []
-        command = ["git", "-c", "core.quotePath=false", "cat-file", "--batch"]
         request = "".join(f"{spec}\n" for spec in specs).encode()
-        try:
-            done = subprocess.run(command, cwd=self.root, input=request, capture_output=True, timeout=self.timeout,
-                                  env=self._environment())
-        except subprocess.TimeoutExpired:
-            raise GitError(command[1:], f"timed out after {self.timeout:g} s") from None
-        if done.returncode != 0:
-            raise GitError(command[1:], done.stderr.decode(errors="replace"), done.returncode)
-        return _parse_batch(done.stdout, len(specs))
-
-    def _environment(self) -> dict[str, str]:
-        return {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+        out = self.run_bytes(["-c", "core.quotePath=false", "cat-file", "--batch"], request)
+        return _parse_batch(out, len(specs))
 
 
 def _parse_batch(out: bytes, count: int) -> list[tuple[str, bytes] | None]:

@@ -76,7 +76,7 @@ class PrometheusClient:
         self.timeout = timeout
         self.queries_sent = 0
         self._lock = threading.Lock()
-        self._shown_url = _without_credentials(self.base_url)
+        self.shown_url = _without_credentials(self.base_url)  # for messages and reports: never the credentials
 
     def instant(self, query: str, at: datetime) -> list[Series]:
         """The query's value at `at`: one (labels, value) per series."""
@@ -90,7 +90,7 @@ class PrometheusClient:
         except (KeyError, IndexError, TypeError, ValueError) as err:
             raise self._malformed(query, err) from None
         raise PrometheusQueryError(
-            f"Prometheus at {self._shown_url} answered a {kind} to query {_one_line(query)}: "
+            f"Prometheus at {self.shown_url} answered a {kind} to query {_one_line(query)}: "
             "an instant query must give a vector (no range selector at the top level)"
         )
 
@@ -133,7 +133,7 @@ class PrometheusClient:
             raise PrometheusUnreachable(self._unreachable(err)) from None
         if len(raw) > MAX_RESPONSE_BYTES:
             raise PrometheusError(
-                f"Prometheus at {self._shown_url} answered more than {MAX_RESPONSE_BYTES // 2**20} MiB "
+                f"Prometheus at {self.shown_url} answered more than {MAX_RESPONSE_BYTES // 2**20} MiB "
                 f"to query {_one_line(query)}: group it by model and version"
             )
         try:
@@ -152,23 +152,23 @@ class PrometheusClient:
             text = " ".join(raw.decode("utf-8", "replace").split())[:200]
             detail = f"{reason}: {text}" if text else str(reason)
         kind = PrometheusQueryError if code in (400, 422) else PrometheusError
-        return kind(f"Prometheus at {self._shown_url} answered HTTP {code} {detail} for query {_one_line(query)}", code)
+        return kind(f"Prometheus at {self.shown_url} answered HTTP {code} {detail} for query {_one_line(query)}", code)
 
     def _unreachable(self, err: BaseException) -> str:
         reason = err.reason if isinstance(err, urllib.error.URLError) else err
         if isinstance(reason, TimeoutError):
-            return f"no answer from Prometheus at {self._shown_url}: timed out after {self.timeout:g} s"
+            return f"no answer from Prometheus at {self.shown_url}: timed out after {self.timeout:g} s"
         if isinstance(reason, ConnectionRefusedError):
             explained = "connection refused"
         elif isinstance(reason, OSError) and reason.strerror:
             explained = reason.strerror[:1].lower() + reason.strerror[1:]
         else:
             explained = str(reason) or type(reason).__name__
-        return f"cannot reach Prometheus at {self._shown_url}: {explained}"
+        return f"cannot reach Prometheus at {self.shown_url}: {explained}"
 
     def _malformed(self, query: str, why: object) -> PrometheusError:
         return PrometheusError(
-            f"Prometheus at {self._shown_url} gave an answer that cannot be read ({why}) "
+            f"Prometheus at {self.shown_url} gave an answer that cannot be read ({why}) "
             f"to query {_one_line(query)}"
         )
 

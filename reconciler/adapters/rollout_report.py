@@ -212,7 +212,7 @@ def _with_metrics(report: RolloutReport, repo: Repository, url: str | None,
     step = range_step(report.start, report.end)
     bounds = gate_bounds(release.rollout, [c for c in report.commits if c.version == report.candidate],
                          report.end)
-    source = source or f"Prometheus at {client._shown_url}"  # the URL without credentials, as its messages show it
+    source = source or f"Prometheus at {client.shown_url}"  # the URL without credentials, as its messages show it
     charts = []
     for metric in report_metrics(release.rollout):
         spec = env.metrics.queries.get(metric)

@@ -54,7 +54,7 @@ def at_least(value: float, limit: float) -> bool:
     return value >= limit or math.isclose(value, limit, rel_tol=1e-9, abs_tol=1e-12)
 
 
-_RELATIVE: dict[str, tuple[Callable[[float, float], bool], str, Callable[[float, float], float]]] = {
+RELATIVE_BOUNDS: dict[str, tuple[Callable[[float, float], bool], str, Callable[[float, float], float]]] = {
     "max_ratio_to_stable": (at_most, "{k} x stable {s}", lambda s, k: k * s),
     "min_ratio_to_stable": (at_least, "{k} x stable {s}", lambda s, k: k * s),
     "max_increase_over_stable": (at_most, "stable {s} + {k}", lambda s, k: s + k),
@@ -82,7 +82,7 @@ def check_gate(gate: Gate, candidate: float | None, stable: float | None, *, win
         if limit is not None:
             ok = at_most(candidate, limit) if bound == "max" else at_least(candidate, limit)
             (passes if ok else failures).append(_reading(metric, candidate, bound, ok, f"{bound} {number(limit)}"))
-    for bound, (allowed, text, threshold) in _RELATIVE.items():
+    for bound, (allowed, text, threshold) in RELATIVE_BOUNDS.items():
         limit = getattr(gate, bound)
         if limit is None:
             continue

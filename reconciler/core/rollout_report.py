@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Iterable, Sequence
 
-from .gates import _RELATIVE, number
+from .gates import RELATIVE_BOUNDS, number
 from .release import Rollout
 from .types import format_duration, utc_text
 
@@ -109,7 +109,7 @@ class Bound:
         """"max 0.05", "1.2 x stable", "stable + 0.005": how the gate messages write the limit."""
         if not self.relative:
             return f"{self.name} {number(self.value)}"
-        return " ".join(_RELATIVE[self.name][1].format(k=number(self.value), s="").split())
+        return " ".join(RELATIVE_BOUNDS[self.name][1].format(k=number(self.value), s="").split())
 
 
 @dataclass(frozen=True)
@@ -235,7 +235,7 @@ def limit_points(bound: Bound, stable: Sequence[Point]) -> list[Point]:
     """
     if not bound.relative:
         return [(bound.start, bound.value), (bound.end, bound.value)]
-    threshold = _RELATIVE[bound.name][2]
+    threshold = RELATIVE_BOUNDS[bound.name][2]
     return [(t, threshold(s, bound.value)) for t, s in stable if bound.start <= t <= bound.end]
 
 
