@@ -23,6 +23,7 @@ from .types import (
     Frozen,
     GitRevision,
     ImageByDigest,
+    Md5,
     Percent,
     PositiveDuration,
     SemVer,
@@ -32,10 +33,17 @@ from .types import (
 
 
 class Artifact(Frozen):
-    """A file the serving pod downloads; the init container refuses to start on a sha256 mismatch."""
+    """A file the serving pod downloads; the init container refuses to start on a sha256 mismatch.
+
+    `md5` is what DVC records for the same bytes (docs/dvc.md): sha256 stays the checksum the
+    bundle digest and semver compare, and the init container checks md5 too when it is recorded,
+    so a DVC reference cannot drift from the object it names.
+    """
 
     uri: ArtifactUri
     sha256: Sha256
+    md5: Md5 | None = Field(default=None, exclude_if=lambda v: v is None,  # absent: bundle digests stay as they were
+                            description="DVC's md5 of the same bytes, when imported from a .dvc file")
     size_bytes: int | None = Field(default=None, ge=0)
 
 

@@ -41,6 +41,7 @@ def checked_str(pattern: str, explain: Callable[[str], str]) -> object:
 DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
 SEMVER = r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
 SHA256 = r"[0-9a-f]{64}"
+MD5 = r"[0-9a-f]{32}"
 GIT_REVISION = r"[0-9a-f]{7,40}"
 ARTIFACT_URI = r"(s3|gs|hf|https)://[^\s]+"
 IMAGE_BY_DIGEST = r"[a-z0-9][a-z0-9._\-/:]*@sha256:[0-9a-f]{64}"
@@ -58,6 +59,10 @@ SemVer = checked_str(
 Sha256 = checked_str(
     SHA256,
     lambda v: f"{v!r} is not a sha256: write the 64 lowercase hex digits of the digest (sha256sum prints them)",
+)
+Md5 = checked_str(
+    MD5,
+    lambda v: f"{v!r} is not an md5: write the 32 lowercase hex digits DVC records (`md5:` in the .dvc file)",
 )
 GitRevision = checked_str(
     GIT_REVISION,
