@@ -12,10 +12,14 @@ import json
 from datetime import timedelta
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AwareDatetime, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from .huggingface import COMMIT as HF_COMMIT
+from .huggingface import base_model_revision_problem
 from .types import (
     ArtifactUri,
+    BaseModelSource,
+    DatasetUri,
     DnsLabel,
     Duration,
     Email,
@@ -92,10 +96,30 @@ class Bundle(Frozen):
 
 
 class BaseModelRef(Frozen):
+    """The upstream model the release was trained from.
+
+    From the Hub, `source` names the repository (hf://meta-llama/Llama-3.1-70B-Instruct) and
+    `revision` its full commit: a branch or tag can move, and lineage must say which weights the
+    fine-tune started from.
+    """
+
+    model_config = ConfigDict(json_schema_extra={  # so an editor flags `revision: main` too
+        "if": {"properties": {"source": {"pattern": "^hf://"}}, "required": ["source"]},
+        "then": {"properties": {"revision": {"pattern": f"^{HF_COMMIT}$"}}},
+    })
+
     name: str = Field(min_length=1, description="e.g. meta-llama/Llama-3.1-8B-Instruct")
-    source: ArtifactUri
-    revision: str = Field(min_length=1, description="the exact upstream revision (a commit for hf://)")
+    source: BaseModelSource
+    revision: str = Field(min_length=1, description="the exact upstream revision (the full 40-hex commit for hf://)")
     architecture: str | None = Field(default=None, description="e.g. LlamaForCausalLM; a change needs a MAJOR bump")
+
+    @field_validator("revision")
+    @classmethod
+    def _pinned_on_the_hub(cls, revision: str, info: ValidationInfo) -> str:
+        problem = base_model_revision_problem(info.data.get("source"), revision)
+        if problem:
+            raise ValueError(problem)
+        return revision
 
 
 class Dataset(Frozen):
@@ -103,7 +127,7 @@ class Dataset(Frozen):
     version: str = Field(min_length=1)
     sha256: Sha256
     size_bytes: int = Field(ge=0)
-    uri: ArtifactUri | None = None
+    uri: DatasetUri | None = Field(default=None, description="on the Hub: hf://datasets/<org>/<name>@<40-hex commit>[/<path>]")
 
 
 class TrainingInfrastructure(Frozen):

@@ -13,6 +13,10 @@ from typing import Annotated, Callable
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
+from .huggingface import PATTERNS as HF_PATTERNS
+from .huggingface import SHAPES as HF_SHAPES
+from .huggingface import Role, reference_problem
+
 
 class Frozen(BaseModel):
     """Base for every model: immutable, and unknown keys are errors (typos never pass silently)."""
@@ -43,7 +47,7 @@ SEMVER = r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
 SHA256 = r"[0-9a-f]{64}"
 MD5 = r"[0-9a-f]{32}"
 GIT_REVISION = r"[0-9a-f]{7,40}"
-ARTIFACT_URI = r"(s3|gs|hf|https)://[^\s]+"
+OTHER_URI = r"(s3|gs|https)://[^\s]+"  # hf:// has its own rules: reconciler/core/huggingface.py
 IMAGE_BY_DIGEST = r"[a-z0-9][a-z0-9._\-/:]*@sha256:[0-9a-f]{64}"
 EMAIL = r"[^@\s]+@[^@\s]+\.[^@\s]+"
 
@@ -68,16 +72,28 @@ GitRevision = checked_str(
     GIT_REVISION,
     lambda v: f"{v!r} is not a git commit hash: write 7 to 40 lowercase hex digits (git rev-parse --short HEAD)",
 )
-ArtifactUri = checked_str(
-    ARTIFACT_URI,
-    lambda v: f"{v!r} is not an artifact URI: use s3://, gs://, hf:// or https://",
-)
 ImageByDigest = checked_str(
     IMAGE_BY_DIGEST,
     lambda v: f"{v!r} is not pinned by digest: write registry/repository@sha256:<64 hex digits> "
     "(a tag can move; a digest cannot)",
 )
 Email = checked_str(EMAIL, lambda v: f"{v!r} is not an e-mail address")
+
+
+def _uri(role: Role) -> object:
+    """A URI type: s3://, gs:// and https:// as before; hf:// must pin a full commit as `role` needs."""
+
+    def explain(value: str) -> str:
+        if value.startswith("hf://"):
+            return reference_problem(value, role) or f"{value!r} is not {HF_SHAPES[role]}"
+        return f"{value!r} is not an artifact URI: use s3://, gs://, hf:// or https://"
+
+    return checked_str(f"{OTHER_URI}|{HF_PATTERNS[role]}", explain)
+
+
+ArtifactUri = _uri("artifact")  # a bundle file: hf://<org>/<repo>@<40-hex commit>/<file>
+DatasetUri = _uri("dataset")  # hf://datasets/<org>/<name>@<40-hex commit>[/<path>]
+BaseModelSource = _uri("base_model")  # hf://<org>/<repo>[@<40-hex commit>]; the commit goes in `revision`
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 Percent = Annotated[int, Field(ge=0, le=100)]
