@@ -45,6 +45,8 @@ def bundle_files(release: Release) -> list[dict[str, Any]]:
     """Each artifact and where the init container puts it under the bundle's cache directory.
 
     Example: weights s3://.../1.3.0/model.tar -> "weights/model.tar", unpacked to weights/model/.
+    An entry carries `md5` only when the release records one (a DVC reference, docs/dvc.md): the
+    init container then checks it too, and manifests of releases without one stay as they were.
     """
     bundle = release.bundle
     artifacts: list[tuple[str, Artifact | None]] = [
@@ -55,6 +57,7 @@ def bundle_files(release: Release) -> list[dict[str, Any]]:
     return [
         {"name": name, "uri": a.uri, "sha256": a.sha256, "size_bytes": a.size_bytes,
          "path": f"{name}/{posixpath.basename(a.uri.rstrip('/')) or name}"}
+        | ({"md5": a.md5} if a.md5 is not None else {})
         for name, a in artifacts if a is not None
     ]
 

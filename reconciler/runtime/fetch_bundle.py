@@ -6,10 +6,16 @@ and the pod must refuse to serve bytes that are not exactly that bundle. This sc
 each artifact, checks size and sha256 while it streams, moves it into place atomically only when
 both match, and exits non-zero otherwise, so the pod never starts on the wrong model.
 
+An artifact imported from DVC also records DVC's `md5` of the same bytes (docs/dvc.md). It is
+computed in the same pass and must match too: every checksum a release records is verified, so
+a reference cannot silently disagree with the object it names. sha256 stays required: md5
+collisions can be crafted, so md5 alone would not pin the bytes.
+
 It also keeps a node-local cache: after a verified download it writes a marker
-(`DEST/.verified/<name>.json`: sha256, size, mtime_ns), so a restarted pod whose DEST survives
-(a hostPath or local volume) does not download 100+ GB again, and does not even re-hash them
-while the file's size and mtime are unchanged.
+(`DEST/.verified/<name>.json`: sha256, md5 when recorded, size, mtime_ns), so a restarted pod
+whose DEST survives (a hostPath or local volume) does not download 100+ GB again, and does not
+even re-hash them while the file's size and mtime are unchanged. A marker that does not vouch for
+every recorded checksum (one written before the release recorded an md5) means a re-hash.
 
 It runs inside the vLLM serving image as `python3 /opt/sluice/fetch_bundle.py`, shipped in a
 ConfigMap, so it uses the Python standard library only (3.9+). The optional s3:// and gs://
@@ -19,7 +25,7 @@ Usage:
     python3 fetch_bundle.py --manifest PATH --dest DIR [--retries N] [--backoff SECONDS]
 
 Exit codes: 0 ready, 1 bad manifest or usage, 2 download failed, 3 the bytes are not the
-release's bundle (sha256 or size mismatch, or an archive with unsafe members).
+release's bundle (sha256, md5 or size mismatch, or an archive with unsafe members).
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, BinaryIO, Callable, Dict, Iterator, List, Optional, Tuple
 
 EXIT_OK = 0
 EXIT_USAGE = 1  # bad manifest or command line: fix the input, retrying cannot help
@@ -60,9 +66,13 @@ ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")  # longest first: ".tar.gz" befor
 USER_AGENT = "sluice-fetch-bundle/1"
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_MD5 = re.compile(r"[0-9a-f]{32}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _HF_REVISION = re.compile(r"[0-9a-f]{40}")
-_ARTIFACT_KEYS = {"name", "uri", "sha256", "size_bytes", "path"}
+_ARTIFACT_KEYS = {"name", "uri", "sha256", "md5", "size_bytes", "path"}
+
+# algorithm -> hex digest of the bytes, in check order: sha256, then md5 when the release records one
+Digests = Dict[str, str]
 
 
 # --------------------------------------------------------------------------- errors and logging
@@ -119,6 +129,7 @@ class Artifact:
     sha256: str
     size_bytes: Optional[int]
     path: str  # relative to DEST, POSIX separators
+    md5: Optional[str] = None  # DVC's checksum of the same bytes; checked only when recorded
 
     @property
     def label(self) -> str:
@@ -174,6 +185,9 @@ def parse_artifact(item: object, where: str) -> Artifact:
     sha = item.get("sha256")
     if not isinstance(sha, str) or not _SHA256.fullmatch(sha.lower()):
         raise FetchError(f"{where}: 'sha256' must be 64 hex digits, got {sha!r}", EXIT_USAGE)
+    md5 = item.get("md5")
+    if md5 is not None and (not isinstance(md5, str) or not _MD5.fullmatch(md5.lower())):
+        raise FetchError(f"{where}: 'md5' must be 32 hex digits or absent, got {md5!r}", EXIT_USAGE)
     size = item.get("size_bytes")
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
         raise FetchError(f"{where}: 'size_bytes' must be a non-negative integer or null, "
@@ -186,7 +200,7 @@ def parse_artifact(item: object, where: str) -> Artifact:
     if problem:
         raise FetchError(f"{where}: 'path' {rel!r} {problem}", EXIT_USAGE)
     return Artifact(name=name, uri=uri, sha256=sha.lower(), size_bytes=size,
-                    path=str(PurePosixPath(str(rel))))
+                    path=str(PurePosixPath(str(rel))), md5=md5.lower() if md5 else None)
 
 
 def relative_path_problem(rel: object) -> Optional[str]:
@@ -260,12 +274,12 @@ def check_http(uri: str) -> None:
         raise ValueError(f"{uri!r} has no host")
 
 
-def fetch_http(artifact: Artifact, partial: Path) -> Optional[str]:
-    """Download an http(s) URI; returns the sha256 computed while streaming."""
+def fetch_http(artifact: Artifact, partial: Path) -> Optional[Digests]:
+    """Download an http(s) URI; returns the digests computed while streaming."""
     return http_download(artifact, artifact.uri, partial, {})
 
 
-def fetch_hf(artifact: Artifact, partial: Path) -> Optional[str]:
+def fetch_hf(artifact: Artifact, partial: Path) -> Optional[Digests]:
     """Download from the Hugging Face Hub (or the mirror in HF_ENDPOINT), with HF_TOKEN if set."""
     url = hf_url(artifact.uri, os.environ.get("HF_ENDPOINT") or DEFAULT_HF_ENDPOINT)
     token = os.environ.get("HF_TOKEN")
@@ -273,7 +287,7 @@ def fetch_hf(artifact: Artifact, partial: Path) -> Optional[str]:
     return http_download(artifact, url, partial, private)
 
 
-def fetch_s3(artifact: Artifact, partial: Path) -> Optional[str]:
+def fetch_s3(artifact: Artifact, partial: Path) -> Optional[Digests]:
     """Copy from S3 with the aws CLI if present, else boto3; None: the caller hashes the file."""
     bucket, key = bucket_key(artifact.uri)
     if shutil.which("aws"):
@@ -291,7 +305,7 @@ def fetch_s3(artifact: Artifact, partial: Path) -> Optional[str]:
     return None
 
 
-def fetch_gs(artifact: Artifact, partial: Path) -> Optional[str]:
+def fetch_gs(artifact: Artifact, partial: Path) -> Optional[Digests]:
     """Copy from GCS with gcloud if present, else google-cloud-storage; None: caller hashes."""
     bucket, key = bucket_key(artifact.uri)
     if shutil.which("gcloud"):
@@ -310,7 +324,7 @@ def fetch_gs(artifact: Artifact, partial: Path) -> Optional[str]:
     return None
 
 
-Fetcher = Callable[[Artifact, Path], Optional[str]]
+Fetcher = Callable[[Artifact, Path], Optional[Digests]]
 
 # scheme -> (check the URI without I/O: raises ValueError, download it to a partial file)
 SCHEMES: Dict[str, Tuple[Callable[[str], object], Fetcher]] = {
@@ -345,7 +359,7 @@ def run_cli(command: List[str]) -> None:
         raise TransientError(f"`{' '.join(command[:3])} ...` exited {result.returncode}")
 
 
-def http_download(artifact: Artifact, url: str, partial: Path, private: Dict[str, str]) -> str:
+def http_download(artifact: Artifact, url: str, partial: Path, private: Dict[str, str]) -> Digests:
     """Stream `url` into `partial`, hashing as it goes; classify failures for the retry loop.
 
     `private` headers (credentials) are not forwarded on redirects: the Hub redirects to a CDN,
@@ -381,19 +395,32 @@ def check_content_length(artifact: Artifact, header: Optional[str]) -> None:
         raise size_mismatch(artifact, int(header))
 
 
-def copy_hashing(artifact: Artifact, source: BinaryIO, out: BinaryIO) -> str:
+def copy_hashing(artifact: Artifact, source: BinaryIO, out: BinaryIO) -> Digests:
     """Copy in chunks, hashing while streaming; stop as soon as the size is exceeded."""
-    digest = hashlib.sha256()
+    hashers = new_hashers(artifact)
     written = 0
     while True:
         chunk = source.read(CHUNK_BYTES)
         if not chunk:
-            return digest.hexdigest()
+            return {name: h.hexdigest() for name, h in hashers.items()}
         written += len(chunk)
         if artifact.size_bytes is not None and written > artifact.size_bytes:
             raise size_mismatch(artifact, written, at_least=True)
-        digest.update(chunk)
+        for h in hashers.values():
+            h.update(chunk)
         out.write(chunk)
+
+
+def new_hashers(artifact: Artifact) -> Dict[str, Any]:
+    """sha256 always; md5 only when the release records one, so other artifacts pay nothing.
+
+    md5 is not the security anchor here (sha256 is), hence usedforsecurity=False: FIPS-mode
+    OpenSSL builds refuse md5 otherwise.
+    """
+    hashers = {"sha256": hashlib.sha256()}
+    if artifact.md5 is not None:
+        hashers["md5"] = hashlib.md5(usedforsecurity=False)
+    return hashers
 
 
 # --------------------------------------------------------------------------- verify and cache
@@ -409,19 +436,30 @@ def size_mismatch(artifact: Artifact, got: int, at_least: bool = False) -> Fetch
                       f"got {more}{got}; {REFUSAL}", EXIT_MISMATCH)
 
 
-def sha_mismatch(artifact: Artifact, got: str) -> FetchError:
-    """The exit-3 error for a wrong sha256, naming both hashes so the release can be checked."""
-    return FetchError(f"sha256 mismatch for {artifact.label}: expected {artifact.sha256}, "
-                      f"got {got}; {REFUSAL}", EXIT_MISMATCH)
+def first_mismatch(artifact: Artifact, digests: Digests) -> Optional[FetchError]:
+    """The exit-3 error for the first recorded checksum the bytes fail (sha256, then md5), naming
+    both digests so the release can be checked; None when every recorded checksum matches."""
+    for algorithm, got in digests.items():
+        expected = getattr(artifact, algorithm)
+        if got != expected:
+            return FetchError(f"{algorithm} mismatch for {artifact.label}: expected {expected}, "
+                              f"got {got}; {REFUSAL}", EXIT_MISMATCH)
+    return None
 
 
-def hash_file(path: Path) -> str:
-    """sha256 of a file on disk, read in chunks (files are up to hundreds of GB)."""
-    digest = hashlib.sha256()
+def checked(digests: Digests) -> str:
+    """How logs say what was verified: "sha256 ok" or "sha256 ok, md5 ok"."""
+    return ", ".join(f"{algorithm} ok" for algorithm in digests)
+
+
+def hash_file(artifact: Artifact, path: Path) -> Digests:
+    """The artifact's recorded checksums of a file on disk, read in chunks (up to hundreds of GB)."""
+    hashers = new_hashers(artifact)
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+            for h in hashers.values():
+                h.update(chunk)
+    return {name: h.hexdigest() for name, h in hashers.items()}
 
 
 def marker_path(dest: Path, artifact: Artifact) -> Path:
@@ -429,12 +467,14 @@ def marker_path(dest: Path, artifact: Artifact) -> Path:
 
 
 def write_marker(dest: Path, artifact: Artifact, target: Path) -> None:
-    """Record that `target`, as it is now (size, mtime_ns), has the release's sha256."""
+    """Record that `target`, as it is now (size, mtime_ns), has the release's checksums."""
     st = target.stat()
     marker = marker_path(dest, artifact)
     marker.parent.mkdir(parents=True, exist_ok=True)
     body = {"name": artifact.name, "path": artifact.path, "uri": display_uri(artifact.uri),
             "sha256": artifact.sha256, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    if artifact.md5 is not None:
+        body["md5"] = artifact.md5
     tmp = marker.with_name(marker.name + ".tmp")
     tmp.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, marker)
@@ -443,8 +483,9 @@ def write_marker(dest: Path, artifact: Artifact, target: Path) -> None:
 def marker_matches(dest: Path, artifact: Artifact, target: Path) -> bool:
     """True when the marker vouches for `target` as it is now: no need to hash it again.
 
-    Any change to the file (size, mtime), a different expected sha256 or path, or an unreadable
-    marker means no: the caller then re-hashes rather than trusting the cache.
+    Any change to the file (size, mtime), a different expected sha256, md5 or path, a recorded
+    md5 the marker does not vouch for, or an unreadable marker means no: the caller then re-hashes
+    rather than trusting the cache.
     """
     try:
         marker = json.loads(marker_path(dest, artifact).read_text(encoding="utf-8"))
@@ -454,6 +495,8 @@ def marker_matches(dest: Path, artifact: Artifact, target: Path) -> bool:
     if not isinstance(marker, dict):
         return False
     if artifact.size_bytes is not None and st.st_size != artifact.size_bytes:
+        return False
+    if artifact.md5 is not None and marker.get("md5") != artifact.md5:
         return False
     return (marker.get("sha256") == artifact.sha256 and marker.get("path") == artifact.path
             and marker.get("size") == st.st_size and marker.get("mtime_ns") == st.st_mtime_ns)
@@ -477,9 +520,10 @@ def reuse_local(dest: Path, artifact: Artifact, target: Path) -> Optional[str]:
     if artifact.size_bytes is None or size == artifact.size_bytes:
         log(f"{artifact.name}: found {target} without a current cache marker; re-hashing "
             f"{human_size(size)}")
-        if hash_file(target) == artifact.sha256:
+        digests = hash_file(artifact, target)
+        if first_mismatch(artifact, digests) is None:
             write_marker(dest, artifact, target)
-            log(f"{artifact.name}: cached, re-verified (sha256 ok)")
+            log(f"{artifact.name}: cached, re-verified ({checked(digests)})")
             return "rehashed"
     log(f"{artifact.name}: local copy at {target} is not the release's; deleting it")
     target.unlink()
@@ -506,7 +550,7 @@ def download_verified(artifact: Artifact, target: Path, retries: int, backoff: f
             log(f"{artifact.name}: downloading {display_uri(artifact.uri)} "
                 f"(attempt {attempt}/{attempts})")
             try:
-                digest = fetch(artifact, partial)
+                digests = fetch(artifact, partial)
                 break
             except PermanentError as err:
                 raise FetchError(f"download of {artifact.label} failed: {err} (not retried)",
@@ -521,22 +565,23 @@ def download_verified(artifact: Artifact, target: Path, retries: int, backoff: f
                 log(f"{artifact.name}: attempt {attempt}/{attempts} failed: {err}; "
                     f"retrying in {delay:.2f}s")
                 time.sleep(delay)
-        verify(artifact, partial, digest)
+        verify(artifact, partial, digests)
         os.replace(partial, target)
     finally:
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()
 
 
-def verify(artifact: Artifact, partial: Path, digest: Optional[str]) -> None:
-    """Check size then sha256 of the downloaded file; raise the exit-3 error on any difference."""
+def verify(artifact: Artifact, partial: Path, digests: Optional[Digests]) -> None:
+    """Check size then every recorded checksum of the downloaded file; exit 3 on any difference."""
     size = partial.stat().st_size
     if artifact.size_bytes is not None and size != artifact.size_bytes:
         raise size_mismatch(artifact, size)
-    actual = digest if digest is not None else hash_file(partial)
-    if actual != artifact.sha256:
-        raise sha_mismatch(artifact, actual)
-    log(f"{artifact.name}: ok ({human_size(size)}, sha256 ok)")
+    actual = digests if digests is not None else hash_file(artifact, partial)
+    mismatch = first_mismatch(artifact, actual)
+    if mismatch is not None:
+        raise mismatch
+    log(f"{artifact.name}: ok ({human_size(size)}, {checked(actual)})")
 
 
 # --------------------------------------------------------------------------- archives
@@ -674,7 +719,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser = _Parser(prog="fetch_bundle.py",
                      description="Download and verify a release's bundle before the model serves.")
     parser.add_argument("--manifest", required=True, type=Path,
-                        help="JSON: {release, artifacts: [{name, uri, sha256, size_bytes, path}]}")
+                        help="JSON: {release, artifacts: [{name, uri, sha256, md5?, size_bytes, path}]}")
     parser.add_argument("--dest", required=True, type=Path,
                         help="directory the artifact paths are relative to (the node-local cache)")
     parser.add_argument("--retries", type=int, default=5,

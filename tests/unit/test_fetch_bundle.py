@@ -25,7 +25,11 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from reconciler.adapters.repo_loader import load_repository
+from reconciler.core.release import Artifact
+from reconciler.core.serving_manifests import bundle_files
 from reconciler.runtime import fetch_bundle
+from tests.conftest import ROOT
 
 SCRIPT = Path(fetch_bundle.__file__).resolve()
 REV = "7327bd9f6efbbe6101dc6cc4736302b3cbb6e425"
@@ -33,6 +37,10 @@ REV = "7327bd9f6efbbe6101dc6cc4736302b3cbb6e425"
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
 
 
 # --------------------------------------------------------------------------- the HTTP server
@@ -330,6 +338,77 @@ def test_concurrent_fetchers_share_one_download(tmp_path: Path, server: FakeServ
     assert (tmp_path / "dest/w.bin").read_bytes() == data
 
 
+# --------------------------------------------------------------------------- md5 (DVC references)
+
+
+def test_recorded_md5_is_checked_and_kept_in_the_marker(tmp_path: Path, server: FakeServer) -> None:
+    data = os.urandom(4096)
+    artifacts = [art("weights", server.add("/w.bin", data), data, "model/w.bin", md5=md5(data))]
+    result = fetch(tmp_path, artifacts)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "dest/model/w.bin").read_bytes() == data
+    assert "fetch-bundle: weights: ok (4.0 KiB, sha256 ok, md5 ok)" in result.stderr
+    marker = json.loads((tmp_path / "dest/.verified/weights.json").read_text())
+    assert (marker["sha256"], marker["md5"]) == (sha(data), md5(data))
+    assert "cached, verified" in fetch(tmp_path, artifacts).stderr
+    assert server.total == 1
+
+
+def test_md5_mismatch_is_final_and_moves_nothing_into_place(tmp_path: Path,
+                                                            server: FakeServer) -> None:
+    """sha256 right, md5 wrong: the release's record disagrees with itself, so the pod stops."""
+    data, other = b"the weights", b"other bytes"
+    uri = server.add("/w.bin", data)
+    result = fetch(tmp_path, [art("weights", uri, data, "model/w.bin", md5=md5(other))])
+    assert result.returncode == fetch_bundle.EXIT_MISMATCH == 3
+    assert (f"md5 mismatch for weights ({uri}): expected {md5(other)}, got {md5(data)}; "
+            "refusing to start: the bundle does not match the release") in result.stderr
+    dest = tmp_path / "dest"
+    assert not (dest / "model/w.bin").exists()
+    assert not (dest / ".verified/weights.json").exists()
+    assert leftovers(dest) == []
+    assert server.requests["/w.bin"] == 1  # final: never downloaded again
+
+
+def test_sha256_is_reported_first_when_both_digests_differ(tmp_path: Path,
+                                                           server: FakeServer) -> None:
+    served, expected = b"served", b"expected"
+    uri = server.add("/w.bin", served)
+    result = fetch(tmp_path, [art("weights", uri, expected, "w.bin", size_bytes=None,
+                                  md5=md5(expected))])
+    assert result.returncode == 3
+    assert f"sha256 mismatch for weights ({uri}): expected {sha(expected)}" in result.stderr
+    assert "md5 mismatch" not in result.stderr
+
+
+def test_without_md5_none_is_computed_or_recorded(tmp_path: Path, server: FakeServer) -> None:
+    data = b"tokenizer"
+    result = fetch(tmp_path, [art("tokenizer", server.add("/t", data), data, "t.json")])
+    assert result.returncode == 0, result.stderr
+    assert "tokenizer: ok (9 B, sha256 ok)" in result.stderr and "md5 ok" not in result.stderr
+    assert "md5" not in json.loads((tmp_path / "dest/.verified/tokenizer.json").read_text())
+
+
+def test_a_marker_that_never_checked_md5_does_not_vouch_for_it(tmp_path: Path,
+                                                              server: FakeServer) -> None:
+    """A file verified by sha256 alone (an older release or fetcher) is re-hashed once the release
+    records an md5, and a wrong md5 is caught although the marker's sha256 and mtime still fit."""
+    data = os.urandom(2048)
+    uri = server.add("/w.bin", data)
+    assert fetch(tmp_path, [art("weights", uri, data, "w.bin")]).returncode == 0
+    wrong = fetch(tmp_path, [art("weights", uri, data, "w.bin", md5=md5(b"other"))])
+    assert wrong.returncode == 3, wrong.stderr
+    assert "cached, verified" not in wrong.stderr
+    assert f"md5 mismatch for weights ({uri}): expected {md5(b'other')}" in wrong.stderr
+    assert not (tmp_path / "dest/w.bin").exists()
+    assert fetch(tmp_path, [art("weights", uri, data, "w.bin")]).returncode == 0
+    right = fetch(tmp_path, [art("weights", uri, data, "w.bin", md5=md5(data))])
+    assert right.returncode == 0, right.stderr
+    assert "weights: cached, re-verified (sha256 ok, md5 ok)" in right.stderr
+    assert json.loads((tmp_path / "dest/.verified/weights.json").read_text())["md5"] == md5(data)
+    assert server.requests["/w.bin"] == 3  # first run, the refused run, the run after it
+
+
 # --------------------------------------------------------------------------- archives
 
 
@@ -485,6 +564,8 @@ def test_unknown_scheme_names_the_artifact(tmp_path: Path) -> None:
     ({"artifacts": []}, "'release' must be a non-empty string"),
     ({"release": "r", "artifacts": []}, "'artifacts' must be a non-empty list"),
     ([art("w", "https://h/w", b"x", "w", sha256="abc")], "'sha256' must be 64 hex digits"),
+    ([art("w", "https://h/w", b"x", "w", md5=sha(b"x"))], "'md5' must be 32 hex digits or absent"),
+    ([art("w", "https://h/w", b"x", "w", md5=12345)], "'md5' must be 32 hex digits or absent"),
     ([art("w", "https://h/w", b"x", "w", size_bytes=-1)], "'size_bytes' must be"),
     ([art("w", "https://h/w", b"x", "w", sha265="typo")], "unknown field(s) ['sha265']"),
     ([art("w/x", "https://h/w", b"x", "w")], "'name' must be letters"),
@@ -564,6 +645,41 @@ def test_bucket_copy_is_hashed_after_the_cli(tmp_path: Path, cloud: dict[str, st
     assert "sha256 mismatch for weights (s3://bucket/w.bin)" in result.stderr
     assert not (tmp_path / "dest/w.bin").exists() and leftovers(tmp_path / "dest") == []
     assert len((tmp_path / "cli.log").read_text().splitlines()) == 1
+
+
+def test_bucket_copy_checks_the_recorded_md5(tmp_path: Path, cloud: dict[str, str]) -> None:
+    """The CLI copies without hashing, so both digests are computed from the file afterwards."""
+    data = b"weights from the bucket"
+    (tmp_path / "cloud/bucket/w.bin").write_bytes(data)
+    ok = fetch(tmp_path, [art("weights", "gs://bucket/w.bin", data, "w.bin", md5=md5(data))],
+               env=cloud)
+    assert ok.returncode == 0, ok.stderr
+    assert "sha256 ok, md5 ok" in ok.stderr
+    bad = fetch(tmp_path, [art("weights", "gs://bucket/w.bin", data, "w2.bin", md5="0" * 32)],
+                dest=tmp_path / "dest2", env=cloud)
+    assert bad.returncode == 3
+    assert f"md5 mismatch for weights (gs://bucket/w.bin): expected {'0' * 32}, got {md5(data)}" in bad.stderr
+    assert not (tmp_path / "dest2/w2.bin").exists() and leftovers(tmp_path / "dest2") == []
+
+
+def test_release_manifest_carries_md5_only_when_recorded(tmp_path: Path,
+                                                         cloud: dict[str, str]) -> None:
+    """bundle_files, the init container's input, adds md5 for an artifact that records one (and
+    only then, so existing manifests do not change); the fetcher checks what it was given."""
+    release = load_repository(ROOT).repository.release("chat-assistant", "1.3.0")
+    assert release is not None
+    assert all("md5" not in entry for entry in bundle_files(release))
+    data = b"weights tracked by DVC"
+    (tmp_path / "cloud/bucket/w.bin").write_bytes(data)
+    weights = Artifact(uri="s3://bucket/w.bin", sha256=sha(data), md5=md5(data), size_bytes=len(data))
+    imported = release.model_copy(update={"bundle": release.bundle.model_copy(update={"weights": weights})})
+    entries = {entry["name"]: entry for entry in bundle_files(imported)}
+    assert entries["weights"]["md5"] == md5(data)
+    assert [name for name, entry in entries.items() if "md5" in entry] == ["weights"]
+    ok = fetch(tmp_path, [entries["weights"]], env=cloud)
+    assert ok.returncode == 0, ok.stderr
+    assert "weights: ok (22 B, sha256 ok, md5 ok)" in ok.stderr
+    assert (tmp_path / "dest/weights/w.bin").read_bytes() == data
 
 
 def test_s3_falls_back_to_boto3(tmp_path: Path) -> None:
