@@ -127,7 +127,8 @@ class Dataset(Frozen):
     version: str = Field(min_length=1)
     sha256: Sha256
     size_bytes: int = Field(ge=0)
-    uri: DatasetUri | None = Field(default=None, description="on the Hub: hf://datasets/<org>/<name>@<40-hex commit>[/<path>]")
+    uri: DatasetUri | None = Field(
+        default=None, description="on the Hub: hf://datasets/<org>/<name>@<40-hex commit>[/<path>]")
 
 
 class TrainingInfrastructure(Frozen):

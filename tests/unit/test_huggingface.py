@@ -41,7 +41,8 @@ C2 = "1605565b47bb9346c5515c34102e054115b4f98b"
 GUARD = "meta-llama/Llama-Guard-3-1B"
 TYPES: dict[Role, object] = {"artifact": ArtifactUri, "dataset": DatasetUri, "base_model": BaseModelSource}
 SCHEMA = json.loads((ROOT / "schemas" / "release.schema.json").read_text(encoding="utf-8"))
-SCHEMA_FIELD = {"artifact": ("Artifact", "uri"), "dataset": ("Dataset", "uri"), "base_model": ("BaseModelRef", "source")}
+SCHEMA_FIELD = {"artifact": ("Artifact", "uri"), "dataset": ("Dataset", "uri"),
+                "base_model": ("BaseModelRef", "source")}
 
 
 @dataclass(frozen=True)
