@@ -126,3 +126,14 @@ def test_a_pinned_hub_dataset_and_repinned_classifier_pass(capsys: pytest.Captur
     edit(example_repo, BASE, f"source: hf://{LLAMA}", f"source: hf://{LLAMA}@{LLAMA_COMMIT}")
     code, out, _ = run(capsys, "validate", str(example_repo))
     assert (code, out.strip()) == (0, "ok: 7 files checked, 0 errors, 0 warnings")
+
+
+def test_docs_show_what_validate_prints(capsys: pytest.CaptureFixture[str], example_repo: Path) -> None:
+    """docs/huggingface.md quotes validate on the classifier at `@main` and the base model at `v1.0`."""
+    doc = (ROOT / "docs" / "huggingface.md").read_text(encoding="utf-8")
+    block = doc.split("$ reconciler validate\n", 1)[1].split("```", 1)[0]
+    edit(example_repo, CLASSIFIER, f"{GUARD}@{GUARD_COMMIT}/", f"{GUARD}@main/")
+    edit(example_repo, CLASSIFIER, f"revision: {LLAMA_COMMIT}", "revision: v1.0")
+    code, out, _ = run(capsys, "validate", str(example_repo))
+    assert code == 1
+    assert out.strip().splitlines() == block.strip().splitlines()
