@@ -19,6 +19,7 @@ from typing import Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
+from ..core.release_import import ImportPlan
 from ..core.repository import Repository, release_path
 from ..core.semver import Bump, next_version
 from ..core.types import version_key
@@ -61,7 +62,7 @@ def _models(repo: Repository) -> list[str]:
 
 
 def scaffold(root: Path, repo: Repository, model: str, parent: str, bump: Bump, now: datetime,
-             author: str | None) -> tuple[str, list[str]]:
+             author: str | None, overlay: ImportPlan | None = None) -> tuple[str, list[str]]:
     """Write the new release file; returns (its path relative to root, the fields left to fill in)."""
     version = next_version(parent, bump)
     target = release_path(model, version)
@@ -72,10 +73,13 @@ def scaffold(root: Path, repo: Repository, model: str, parent: str, bump: Bump, 
     yaml = round_trip_yaml(body)
     doc = yaml.load(body)
     todo = _edit(doc, model, version, parent, bump, now, author)
+    origin = f"a {bump.name} release from {parent}"
+    if overlay is not None:
+        todo = _apply(doc, overlay, parent, todo)
+        origin = f"imported from {overlay.source} over {parent} ({bump.name})"
     out = io.StringIO()
     yaml.dump(doc, out)
-    header += [f"# {model} {version}: a {bump.name} release from {parent}. Fill in every TODO(sluice), "
-               "then run `reconciler validate`.",
+    header += [f"# {model} {version}: {origin}. Fill in every TODO(sluice), then run `reconciler validate`.",
                "# Immutable once merged: cut a new version instead of editing."]
     (root / target).parent.mkdir(parents=True, exist_ok=True)
     write_atomically(root / target, "\n".join(header) + "\n" + _keep_section_breaks(body, out.getvalue()))
@@ -100,6 +104,49 @@ def _keep_section_breaks(before: str, after: str) -> str:
     spaced = set(re.findall(r"\n\s*\n([A-Za-z_][\w-]*):", before))
     return re.sub(r"(?<=[^\n]\n)([A-Za-z_][\w-]*):", lambda m: ("\n" if m.group(1) in spaced else "") + m.group(0),
                   after)
+
+
+def _apply(doc: CommentedMap, overlay: ImportPlan, parent: str, todo: list[str]) -> list[str]:
+    """Set each supplied value (commented with its source), empty each missing one (TODO), mark
+    what stays the parent's; a TODO that a supplied value answers is dropped."""
+    set_eol_comment(doc, "bundle", f"from {overlay.source} where marked; the rest kept from {parent}")
+    done = set()
+    for item in overlay.supplied:
+        mapping = _mapping_at(doc, item.path[:-1])
+        mapping[item.path[-1]] = _yaml_data(item.value)
+        set_eol_comment(mapping, item.path[-1], item.source)
+        done.update(".".join(item.path[:n]) for n in range(1, len(item.path) + 1))
+    for item in overlay.missing:
+        mapping = _mapping_at(doc, item.path[:-1])
+        mapping[item.path[-1]] = None
+        set_eol_comment(mapping, item.path[-1], TODO + item.source)
+    for path in overlay.kept:
+        mapping = doc.mlget(list(path[:-1])) if len(path) > 1 else doc
+        if isinstance(mapping, CommentedMap) and mapping.get(path[-1]) is not None:
+            set_eol_comment(mapping, path[-1], f"kept from {parent}: not imported")
+    still = [path for path in todo if path not in done]
+    return still + [item.dotted for item in overlay.missing]
+
+
+def _mapping_at(doc: CommentedMap, path: tuple[str, ...]) -> CommentedMap:
+    node = doc
+    for key in path:
+        if not isinstance(node.get(key), CommentedMap):
+            node[key] = CommentedMap()
+        node = node[key]
+    return node
+
+
+def _yaml_data(value: Any) -> Any:
+    """Plain data as ruamel writes it in block style; strings that read as something else are quoted."""
+    if isinstance(value, dict):
+        out = CommentedMap()
+        for key, item in value.items():
+            out[key] = _yaml_data(item)
+        return out
+    if isinstance(value, list):
+        return CommentedSeq(_yaml_data(item) for item in value)
+    return value
 
 
 def _edit(doc: CommentedMap, model: str, version: str, parent: str, bump: Bump, now: datetime,
