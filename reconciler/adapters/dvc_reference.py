@@ -151,11 +151,11 @@ def _output(parsed: ParsedYaml, shown: str, folder: Path) -> _Output:
         raise fail(_OUT, "is not a mapping", "restore the file `dvc add` wrote (md5, size, hash, path)")
 
     def value(name: str, kinds: type | tuple[type, ...]) -> Any:
-        value = out.get(name)
-        if value is not None and not isinstance(value, kinds):
-            raise fail(_OUT + (name,), f"has an unexpected value {value!r}",
+        found = out.get(name)
+        if found is not None and not isinstance(found, kinds):
+            raise fail(_OUT + (name,), f"has an unexpected value {found!r}",
                        "restore the value `dvc add` wrote (run `dvc commit` to rewrite the file)")
-        return value
+        return found
 
     path, md5 = value("path", str), value("md5", str)
     if not path:
