@@ -187,7 +187,7 @@ def _edit_model(models: CommentedMap, model: str, keys: Mapping[str, object]) ->
     for key, value in keys.items():
         if value is not None and key in mapping and not _same_value(mapping[key], value):
             mapping[key] = value
-            _drop_eol_comment(mapping, key)
+            drop_eol_comment(mapping, key)
             changed = True
     new_keys = [key for key in keys if keys[key] is not None and key not in mapping]
     for key in sorted(new_keys, key=_rank):
@@ -268,7 +268,7 @@ def _take_lines_above_first_key(models: CommentedMap, model: str) -> str:
     return text
 
 
-def _drop_eol_comment(mapping: CommentedMap, key: str) -> None:
+def drop_eol_comment(mapping: CommentedMap, key: str) -> None:
     _, following = _tail(mapping, key)
     _set_tail(mapping, key, "", following)
 

@@ -23,7 +23,7 @@ from ..core.release_import import ImportPlan
 from ..core.repository import Repository, release_path
 from ..core.semver import Bump, next_version
 from ..core.types import version_key
-from .environment_writer import round_trip_yaml, set_eol_comment, write_atomically, yaml_scalar
+from .environment_writer import drop_eol_comment, round_trip_yaml, set_eol_comment, write_atomically, yaml_scalar
 
 TODO = "TODO(sluice): "
 SCHEMA_LINE = "# yaml-language-server:"
@@ -112,6 +112,9 @@ def _apply(doc: CommentedMap, overlay: ImportPlan, parent: str, todo: list[str])
     set_eol_comment(doc, "bundle", f"from {overlay.source} where marked; the rest kept from {parent}")
     done = set()
     for item in overlay.supplied:
+        for depth in range(1, len(item.path)):  # a TODO around the value is answered by it
+            if ".".join(item.path[:depth]) in todo:
+                drop_eol_comment(_mapping_at(doc, item.path[:depth - 1]), item.path[depth - 1])
         mapping = _mapping_at(doc, item.path[:-1])
         mapping[item.path[-1]] = _yaml_data(item.value)
         set_eol_comment(mapping, item.path[-1], item.source)

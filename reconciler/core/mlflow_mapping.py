@@ -137,17 +137,16 @@ def fetchable_uri(stored: str, destination: str | None) -> str:
 
 def import_version(version: RegisteredVersion, files: dict[str, StoredFile]) -> Imported:
     """The release values MLflow supplies for this version, and what of MLflow's went unused."""
-    source = f"MLflow {version.uri}"
     supplied: list[Supplied] = []
     unused: list[str] = []
     remarks: list[str] = []
 
     def give(path: tuple[str, ...], value: object, origin: str) -> None:
-        supplied.append(Supplied(path, value, f"{origin} ({source})"))
+        supplied.append(Supplied(path, value, f"MLflow {origin}"))
 
     for slot, stored in files.items():
         give(ARTIFACT_SLOTS[slot], {"uri": stored.uri, "sha256": stored.sha256, "size_bytes": stored.size_bytes},
-             f"file {stored.path}, sha256 of the bytes MLflow served")
+             f"file {stored.path} (sha256 of the bytes served)")
     _identity(version, give, remarks)
     if version.params:
         give(("lineage", "hyperparameters"), {k: typed_param(v) for k, v in sorted(version.params.items())},
@@ -160,7 +159,7 @@ def import_version(version: RegisteredVersion, files: dict[str, StoredFile]) -> 
         else:
             unused.append(f"metric {name}")
     missing = _lineage_tags(version.tags, give, unused)
-    return Imported(source, tuple(supplied), tuple(unused), tuple(remarks), tuple(missing))
+    return Imported(f"MLflow {version.uri}", tuple(supplied), tuple(unused), tuple(remarks), tuple(missing))
 
 
 def _identity(version: RegisteredVersion, give, remarks: list[str]) -> None:
@@ -168,10 +167,10 @@ def _identity(version: RegisteredVersion, give, remarks: list[str]) -> None:
     if re.fullmatch(GIT_REVISION, commit):
         give(("revision",), commit, f"run tag {GIT_COMMIT_TAG}")
     if version.description.strip():
-        give(("description",), version.description.strip(), "the version's description")
+        give(("description",), version.description.strip(), "version description")
     creator = next((who for who in (version.creator, version.run_user) if re.fullmatch(EMAIL, who)), None)
     if creator:
-        give(("lineage", "created_by"), creator, "the version's creator")
+        give(("lineage", "created_by"), creator, "version creator")
     elif version.creator or version.run_user:
         remarks.append(f"MLflow's creator {version.creator or version.run_user!r} is not an e-mail address, "
                        "so lineage.created_by is not taken from MLflow")
@@ -200,9 +199,10 @@ def _lineage_tags(tags: dict[str, str], give, unused: list[str]) -> list[Supplie
         elif not name.startswith("mlflow."):
             unused.append(f"tag {name}")
     missing: list[Supplied] = []
-    for group, values in groups.items():
+    for group, given in groups.items():
+        values = {key: given[key] for key in LINEAGE_TAGS[group] if key in given}  # in the file's order
         give(("lineage", group), values, "run tags " + ", ".join(read[group]))
-        for key in [k for k in LINEAGE_TAGS[group] if k not in values]:
+        for key in [k for k in LINEAGE_TAGS[group] if k not in given]:
             missing.append(Supplied(("lineage", group, key), None,
                                     f"MLflow's {group}.* tags do not give {key}: tag {group}.{key} or fill in"))
     return missing

@@ -103,7 +103,8 @@ def test_a_registered_version_becomes_a_release_that_validates_with_every_value_
     assert data["rollout"] == parent["rollout"]
     text = (repo / "releases/chat-assistant/1.4.0.yaml").read_text()
     assert re.search(r"\n  config: +# kept from 1.3.0: not imported\n", text)
-    assert re.search(r"\n  toxicity: 0.012 +# run metric toxicity \(MLflow models:/chat-assistant/", text)
+    assert re.search(r"\n  toxicity: 0.012 +# MLflow run metric toxicity\n", text)
+    assert re.search(r"\n  benchmarks:\n    mt_bench: 8.61 +# MLflow run metric benchmark.mt_bench\n", text)
     assert "kept from 1.3.0 (not imported): bundle.config, bundle.few_shot_examples, bundle.safety.classifier" in out
 
     loaded = load_repository(repo)
