@@ -34,6 +34,7 @@ RELEASE_MOUNT = "/etc/sluice/release"
 RUNTIME_MOUNT = "/etc/sluice/runtime"
 DRAIN_SECONDS = 15  # time for Istio and the Service to stop sending before SIGTERM
 FETCH_RETRIES = 5
+HF_TOKEN_SECRET = "hf-token"  # the Hub token for gated repositories, in the model's namespace
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 
 
@@ -60,6 +61,16 @@ def bundle_files(release: Release) -> list[dict[str, Any]]:
         | ({"md5": a.md5} if a.md5 is not None else {})
         for name, a in artifacts if a is not None
     ]
+
+
+def _hub_token(release: Release) -> dict[str, Any]:
+    """HF_TOKEN for the init container when the bundle reads from the Hub: gated repositories
+    (Llama Guard) answer 401 without it. From the Secret `hf-token` (key `token`), optional so
+    public repositories need no Secret (docs/huggingface.md)."""
+    if not any(f["uri"].startswith("hf://") for f in bundle_files(release)):
+        return {}
+    ref = {"name": HF_TOKEN_SECRET, "key": "token", "optional": True}
+    return {"env": [{"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": ref}}]}
 
 
 def bundle_dir(release: Release) -> str:
@@ -126,6 +137,7 @@ def deployment(release: Release, deployment_: ModelDeployment, namespace: str) -
                         "command": ["python3", f"{FETCHER_MOUNT}/fetch_bundle.py",
                                     "--manifest", f"{RELEASE_MOUNT}/bundle.json",
                                     "--dest", bundle_dir(release), "--retries", str(FETCH_RETRIES)],
+                        **_hub_token(release),
                         "volumeMounts": [
                             {"name": "model-cache", "mountPath": CACHE_MOUNT},
                             {"name": "release", "mountPath": RELEASE_MOUNT, "readOnly": True},

@@ -32,7 +32,7 @@ from reconciler.core.huggingface import (
 )
 from reconciler.adapters.repo_loader import load_repository
 from reconciler.core.release import BaseModelRef, Release
-from reconciler.core.serving_manifests import deployment
+from reconciler.core.serving_manifests import bundle_files, deployment
 from reconciler.core.types import ArtifactUri, BaseModelSource, DatasetUri
 from reconciler.runtime import fetch_bundle
 
@@ -160,10 +160,6 @@ def test_what_the_init_container_refuses_validate_refuses(uri: str) -> None:
     assert reference_problem(uri, "artifact") is not None
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "reconciler/core/serving_manifests.py deployment(): the fetch-bundle init container gets no env, so "
-    "fetch_bundle.py never sees HF_TOKEN (or HF_ENDPOINT) and a gated Hub repository such as the example's "
-    "meta-llama/Llama-Guard-3-1B answers 401 at pod start; expected HF_TOKEN from a Secret (optional)"))
 def test_the_pod_can_authenticate_to_the_hub_for_gated_artifacts() -> None:
     repository = load_repository(ROOT).repository
     release = repository.release("chat-assistant", "1.3.0")
@@ -173,7 +169,13 @@ def test_the_pod_can_authenticate_to_the_hub_for_gated_artifacts() -> None:
     pod = deployment(release, environment.models["chat-assistant"], environment.namespace)["spec"]["template"]["spec"]
     (init,) = pod["initContainers"]
     env = {e["name"]: e for e in init.get("env", [])}
-    assert "secretKeyRef" in env.get("HF_TOKEN", {}).get("valueFrom", {}), init
+    assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "hf-token", "key": "token", "optional": True}
+    # A bundle that never reads from the Hub asks for no token.
+    other = repository.release("code-completion", "2.1.0")
+    assert not any(f["uri"].startswith("hf://") for f in bundle_files(other))
+    other_env = repository.environments["prod"].models["code-completion"]
+    (other_init,) = deployment(other, other_env, environment.namespace)["spec"]["template"]["spec"]["initContainers"]
+    assert "env" not in other_init
 
 
 @pytest.mark.parametrize(("uri", "expected"), [
