@@ -21,7 +21,7 @@ COMMANDS = {
     "reconcile": ("reconcile", "one pass over every in-flight rollout: advance, hold, promote or roll back, committed"),
     "rollback": ("rollback", "roll a model back by hand (candidate withdrawn, or back to the standby), committed"),
     "plan": ("plan", "what a change does against a base ref: releases, traffic moved, pointers, checks (a PR comment)"),
-    "release": ("release", "scaffold a release: `release new MODEL --bump major|minor|patch` from the current stable"),
+    "release": ("release", "write the next release: `release new MODEL --bump ...` from the stable, `release import` from MLflow or DVC"),
     "lineage": ("lineage", "the audit trail of a version: its chain back to the first release, and where each served"),
     "report": ("report", "an HTML report of a rollout: traffic weight and gate metrics over time, and its commits"),
     "resume": ("resume", "let a rollout go on after a person's git revert held it (its stage's clock restarts)"),
