@@ -25,7 +25,6 @@ from ruamel.yaml import YAML
 from reconciler.adapters.dvc_reference import DvcReferenceError, read_dvc_reference
 from reconciler.core.release import Artifact
 
-pytest.importorskip("dvc", reason="DVC references need the `registries` extra (dvc)")
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs the git executable")
 
 WEIGHTS = "models/model.tar"
