@@ -10,6 +10,8 @@ from typing import Any, Callable
 import pytest
 from ruamel.yaml import YAML
 
+from .mlflow_kit import mlflow_server  # noqa: F401 - the session's MLflow server, for any test that asks
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -160,8 +160,9 @@ def plan_import(parent: Release, imports: list[Imported], asked: Bump | None) ->
     """Merge the sources (later wins), check the asked bump covers the change, list what stays."""
     supplied = merged(imports)
     set_paths = [item.path for item in supplied]
+    given = overlay({}, supplied)  # a field one source misses may be in another's block
     missing = [m for m in merged(Imported(i.source, i.missing) for i in imports)
-               if not any(_within(p, m.path) for p in set_paths)]
+               if _value_at(given, m.path) is None]
     bump, reasons = bump_for(parent, supplied, missing)
     if asked is not None:
         if asked < bump:

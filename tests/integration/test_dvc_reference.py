@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,6 +22,8 @@ from ruamel.yaml import YAML
 
 from reconciler.adapters.dvc_reference import DvcReferenceError, read_dvc_reference
 from reconciler.core.release import Artifact
+
+from ..dvc_kit import add_remote_in_config, dvc, isolated_dvc, new_dvc_repo, set_default_remote
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs the git executable")
 
@@ -47,53 +47,10 @@ class World:
         return self.root / f"{WEIGHTS}.dvc"
 
 
-def dvc(cwd: Path, *args: str) -> str:
-    """Run the real dvc CLI; fail the test with its output when it fails."""
-    done = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, f"dvc {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
-
-
-def new_dvc_repo(root: Path, files: dict[str, bytes], tracked: list[str]) -> None:
-    """A git work tree with `dvc init`, the files written and `tracked` (files or folders) added."""
-    root.mkdir(parents=True)
-    subprocess.run(["git", "init", "-q"], cwd=root, check=True, timeout=30)
-    dvc(root, "init", "-q")
-    for rel, data in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_bytes(data)
-    dvc(root, "add", "-q", *tracked)
-
-
-def add_remote_in_config(root: Path, name: str, url: str, level: str = "repo", **options: object) -> None:
-    """What `dvc remote add [--local] NAME URL` (and `dvc remote modify`) write, through DVC's own
-    config editor in this process: a dvc start for each would cost a second on a busy machine."""
-    from dvc.repo import Repo
-
-    with Repo(str(root)) as repo, repo.config.edit(level) as config:
-        config["remote"][name] = {"url": url, **options}
-
-
-def set_default_remote(root: Path, name: str) -> None:
-    """What `dvc remote default NAME` writes, in this process."""
-    from dvc.repo import Repo
-
-    with Repo(str(root)) as repo, repo.config.edit("repo") as config:
-        config["core"]["remote"] = name
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     base = tmp_path_factory.mktemp("dvc")
-    with pytest.MonkeyPatch.context() as env:
-        for name, value in {"DVC_NO_ANALYTICS": "1", "DVC_DAEMON": "1",  # no analytics, no updater
-                            "DVC_GLOBAL_CONFIG_DIR": str(base / "global"),
-                            "DVC_SYSTEM_CONFIG_DIR": str(base / "system"),
-                            "DVC_SITE_CACHE_DIR": str(base / "site"),
-                            "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
-                            "HOME": str(base)}.items():
-            env.setenv(name, value)
+    with isolated_dvc(base):
         weights = os.urandom(1024 * 1024 + 3)
         root, backup = base / "repo", base / "backup"
         new_dvc_repo(root, {WEIGHTS: weights, "models/victim.bin": os.urandom(4096),

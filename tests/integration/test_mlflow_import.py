@@ -19,7 +19,7 @@ from reconciler.adapters.repo_loader import load_repository
 from reconciler.cli.main import main
 
 from ..conftest import copy_example, load_yaml
-from ..mlflow_kit import MlflowServer, mlflow_server  # noqa: F401 - the session fixture
+from ..mlflow_kit import MlflowServer
 
 COMMIT = "9c1e5d3a7b2f4e6a8c0d1e2f3a4b5c6d7e8f9a0b"
 BASE = "hf://meta-llama/Llama-3.1-70B-Instruct@1605565b47bb9346c5515c34102e054115b4f98b"
@@ -200,3 +200,37 @@ def test_an_unreachable_server_is_named(repo: Path, capsys: pytest.CaptureFixtur
                                   "--tracking-uri", f"http://127.0.0.1:{port}", "--from", "1.3.0")
     assert code == 2
     assert f"cannot reach MLflow at http://127.0.0.1:{port}" in err
+
+
+def test_dvc_files_win_over_mlflows_for_their_slots_and_fill_the_dataset_hash_the_tags_left_out(
+        mlflow_server: MlflowServer, repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """One import from both sources: weights and the dataset's content from DVC, the rest from MLflow."""
+    from ..dvc_kit import dvc, isolated_dvc, new_dvc_repo
+
+    tags = {k: v for k, v in TAGS.items() if k not in ("dataset.sha256", "dataset.size_bytes", "dataset.uri")}
+    number, _ = register(mlflow_server, tmp_path, tags=tags)
+    dvc_weights, dataset = b"weights tracked by DVC\n" * 100, b'{"prompt": "where is my order?"}\n' * 50
+    ml_repo = tmp_path / "ml"
+    with isolated_dvc(tmp_path / "dvc-home"):
+        new_dvc_repo(ml_repo, {"models/model.tar": dvc_weights, "data/train.jsonl": dataset},
+                     ["models/model.tar", "data/train.jsonl"])
+        dvc(ml_repo, "remote", "add", "-d", "store", "s3://acme-dvc/store")
+        code, out, err = release_import(
+            repo, capsys, "--mlflow", f"models:/chat-assistant/{number}", "--tracking-uri", mlflow_server.uri,
+            "--artifacts-destination", DESTINATION, "--from", "1.3.0",
+            "--dvc", f"weights={ml_repo}/models/model.tar.dvc", "--dvc", f"dataset={ml_repo}/data/train.jsonl.dvc")
+    assert code == 0, err
+    recorded = load_yaml(ml_repo / "models/model.tar.dvc")["outs"][0]
+    data = load_yaml(repo / "releases/chat-assistant/1.4.0.yaml")
+    md5 = recorded["md5"]
+    assert data["bundle"]["weights"] == {"uri": f"s3://acme-dvc/store/files/md5/{md5[:2]}/{md5[2:]}",
+                                         "sha256": hashlib.sha256(dvc_weights).hexdigest(), "md5": md5,
+                                         "size_bytes": len(dvc_weights)}
+    assert data["bundle"]["tokenizer"]["sha256"] == hashlib.sha256(FILES["tokenizer.json"]).hexdigest()  # MLflow's
+    assert data["lineage"]["dataset"]["name"] == "support-transcripts"  # MLflow tags
+    assert data["lineage"]["dataset"]["version"] == "2026-q4"
+    assert data["lineage"]["dataset"]["sha256"] == hashlib.sha256(dataset).hexdigest()  # DVC
+    assert data["lineage"]["dataset"]["size_bytes"] == len(dataset)
+    assert re.search(rf"bundle\.weights +<- DVC {re.escape(str(ml_repo))}/models/model\.tar\.dvc\n", out)
+    assert "lineage.dataset.sha256" not in out.split("fill in")[1].split("\n")[0]  # nothing left open there
+    assert [(f.rule, f.yaml_path) for f in load_repository(repo).errors] == []
