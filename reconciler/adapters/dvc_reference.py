@@ -28,11 +28,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..core.findings import YamlPath, format_path
+from ..core.release_import import FETCHABLE_SCHEMES
 from .yaml_source import ParsedYaml, locate, parse_yaml
 
-# What the init container (reconciler/runtime/fetch_bundle.py) can fetch from a DVC remote. hf://
-# is not a DVC remote, and plain http:// is left out: a release's artifacts are fetched over TLS.
-FETCHABLE_SCHEMES = ("s3", "gs", "https")
 CHUNK_BYTES = 8 * 1024 * 1024
 _MD5 = re.compile(r"[0-9a-f]{32}")
 _OUT: YamlPath = ("outs", 0)

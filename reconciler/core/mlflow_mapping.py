@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from .huggingface import hub_base_model
 from .release import Evaluation
-from .release_import import ARTIFACT_SLOTS, Imported, ImportRefused, Supplied
+from .release_import import ARTIFACT_SLOTS, FETCHABLE_SCHEMES, Imported, ImportRefused, Supplied
 from .types import EMAIL, GIT_REVISION
 
 MODELS_URI = re.compile(r"models:/(?P<name>[^/@\s]+)(?:/(?P<version>[0-9]+)|@(?P<alias>[\w-]+))")
@@ -46,7 +46,7 @@ LINEAGE_TAGS: dict[str, tuple[str, ...]] = {
 INTEGER_FIELDS = {"size_bytes", "gpu_count"}
 WHOLE_BLOCKS = ("base_model", "dataset")  # one thing each: tags replace the parent's block as a whole
 GIT_COMMIT_TAG = "mlflow.source.git.commit"
-FETCHABLE_SCHEMES = ("s3://", "gs://", "https://")
+FETCHABLE_PREFIXES = tuple(f"{scheme}://" for scheme in FETCHABLE_SCHEMES)
 PROXY_SCHEME = "mlflow-artifacts:"
 
 
@@ -118,7 +118,7 @@ def fetchable_uri(stored: str, destination: str | None) -> str:
     the caller says it (`--artifacts-destination s3://acme-mlflow/artifacts`) and the path is
     joined to it. Anything else (a local path, http://, dbfs:/) the pods cannot fetch.
     """
-    if stored.startswith(FETCHABLE_SCHEMES):
+    if stored.startswith(FETCHABLE_PREFIXES):
         return stored
     if stored.startswith(PROXY_SCHEME):
         path = re.sub(r"^mlflow-artifacts:(//[^/]*)?/*", "", stored)
@@ -127,7 +127,7 @@ def fetchable_uri(stored: str, destination: str | None) -> str:
                 f"MLflow serves this version's files through its artifact proxy ({stored}); the serving pods "
                 "fetch from the store behind it: pass --artifacts-destination with the tracking server's "
                 "--artifacts-destination as the pods reach it, e.g. s3://acme-mlflow/artifacts")
-        if not destination.startswith(FETCHABLE_SCHEMES):
+        if not destination.startswith(FETCHABLE_PREFIXES):
             raise ImportRefused(f"--artifacts-destination {destination!r}: the serving pods fetch s3://, gs:// "
                                 "or https:// only")
         return f"{destination.rstrip('/')}/{path}"

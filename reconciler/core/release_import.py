@@ -31,6 +31,9 @@ ARTIFACT_SLOTS: dict[str, tuple[str, ...]] = {
     "classifier": ("bundle", "safety", "classifier"),
 }
 DATASET_SLOT = "dataset"
+# What the init container (reconciler/runtime/fetch_bundle.py) fetches from other than the Hub.
+# Plain http:// is left out: a release's artifacts are fetched over TLS.
+FETCHABLE_SCHEMES = ("s3", "gs", "https")
 
 
 @dataclass(frozen=True)
