@@ -127,7 +127,9 @@ def _run_import(args: argparse.Namespace) -> int:
 
 def _gather(args: argparse.Namespace) -> list:
     """Each source read through its own library; MLflow first, so a .dvc file wins for its slot."""
-    from ..core.release_import import reference_import
+    from pathlib import Path
+
+    from ..core.release_import import ImportRefused, reference_import
 
     imports = []
     if args.mlflow:
@@ -137,15 +139,13 @@ def _gather(args: argparse.Namespace) -> list:
         version, files = read_registered_version(args.mlflow, args.tracking_uri, dict(args.artifact),
                                                  args.artifacts_destination)
         imports.append(import_version(version, files))
-    for slot, dvc_file in args.dvc:
-        from pathlib import Path
-
+    if args.dvc:
         from ..adapters.dvc_reference import DvcReferenceError, read_dvc_reference
-        from ..core.release_import import ImportRefused
 
-        try:
-            reference = read_dvc_reference(Path(dvc_file), args.dvc_remote)
-        except DvcReferenceError as err:
-            raise ImportRefused(str(err)) from None
-        imports.append(reference_import(slot, reference.artifact(), f"DVC {dvc_file}"))
+        for slot, dvc_file in args.dvc:
+            try:
+                reference = read_dvc_reference(Path(dvc_file), args.dvc_remote)
+            except DvcReferenceError as err:
+                raise ImportRefused(str(err)) from None
+            imports.append(reference_import(slot, reference.artifact(), f"DVC {dvc_file}"))
     return imports
