@@ -19,7 +19,6 @@ the project's bounded YAML reader, so errors carry a line and a YAML path.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import urllib.parse
@@ -29,9 +28,9 @@ from typing import Any
 
 from ..core.findings import YamlPath, format_path
 from ..core.release_import import FETCHABLE_SCHEMES
+from .file_digests import file_digests
 from .yaml_source import ParsedYaml, locate, parse_yaml
 
-CHUNK_BYTES = 8 * 1024 * 1024
 _MD5 = re.compile(r"[0-9a-f]{32}")
 _OUT: YamlPath = ("outs", 0)
 
@@ -260,24 +259,19 @@ def _remote_url(repo: Any, asked: str | None, own: str | None, shown: str, root:
 
 def _hash_cached(where: _Location, output: _Output, shown: str) -> tuple[str, str, int]:
     """md5, sha256 and size of the cached object, in one pass; the md5 must be the recorded one."""
-    md5, sha256, size = hashlib.md5(usedforsecurity=False), hashlib.sha256(), 0
     try:
-        with open(where.cached, "rb") as fh:
-            for chunk in iter(lambda: fh.read(CHUNK_BYTES), b""):
-                md5.update(chunk)
-                sha256.update(chunk)
-                size += len(chunk)
+        digests = file_digests(Path(where.cached), md5=True)
     except FileNotFoundError:
         raise output.error(shown, _OUT + ("md5",), f"the bytes of {where.path} (md5 {output.md5}) are not "
                            f"in the local DVC cache ({where.cached}); the import hashes them to record "
                            f"their sha256", f"fetch them first: `dvc pull {where.path}` in {where.root}") from None
-    if md5.hexdigest() != output.md5:
+    if digests.md5 != output.md5:
         raise output.error(shown, _OUT + ("md5",), f"the cached bytes of {where.path} ({where.cached}) have "
-                           f"md5 {md5.hexdigest()}, not the recorded {output.md5}: the cache is damaged",
+                           f"md5 {digests.md5}, not the recorded {output.md5}: the cache is damaged",
                            f"run `dvc status` in {where.root}; then delete that cache file and "
                            f"`dvc pull {where.path}`")
-    if output.size is not None and size != output.size:
+    if output.size is not None and digests.size != output.size:
         raise output.error(shown, _OUT + ("size",), f"records size {output.size}, but the bytes with md5 "
-                           f"{output.md5} are {size} bytes", f"run `dvc commit {shown}` to rewrite the record")
-    return output.md5, sha256.hexdigest(), size
+                           f"{output.md5} are {digests.size} bytes", f"run `dvc commit {shown}` to rewrite the record")
+    return output.md5, digests.sha256, digests.size
 

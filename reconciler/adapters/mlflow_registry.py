@@ -13,7 +13,6 @@ the environment.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import tempfile
@@ -22,6 +21,7 @@ from typing import Any
 
 from ..core.mlflow_mapping import RegisteredVersion, StoredFile, choose_files, fetchable_uri, parse_models_uri
 from ..core.release_import import ImportRefused
+from .file_digests import file_digests
 
 QUIET_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
@@ -29,7 +29,6 @@ QUIET_DEFAULTS = {
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
     "MLFLOW_DISABLE_TELEMETRY": "true",
 }
-CHUNK_BYTES = 8 * 1024 * 1024
 
 
 def read_registered_version(uri: str, tracking_uri: str | None, asked: dict[str, str],
@@ -117,12 +116,8 @@ def _download_and_hash(repository: Any, path: str) -> tuple[str, int]:
     """sha256 and size of one file, downloaded into a temporary directory that is removed at once
     (one file on disk at a time: weights can be hundreds of GB)."""
     with tempfile.TemporaryDirectory(prefix="sluice-mlflow-") as scratch:
-        local = Path(repository.download_artifacts(path, dst_path=scratch))
-        digest = hashlib.sha256()
-        with local.open("rb") as stream:
-            while chunk := stream.read(CHUNK_BYTES):
-                digest.update(chunk)
-        return digest.hexdigest(), local.stat().st_size
+        digests = file_digests(Path(repository.download_artifacts(path, dst_path=scratch)))
+        return digests.sha256, digests.size
 
 
 def _explain(err: Exception, client: Any, name: str, number: str | None, alias: str | None, tracking: str) -> str:
