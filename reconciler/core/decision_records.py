@@ -21,6 +21,7 @@ from datetime import datetime
 
 from .decision import Action, Decision
 from .environment import ModelDeployment
+from .gates import printed
 from .types import format_duration, utc_text
 
 Changes = dict[str, object]  # environment file key under models.<model> -> new value (None removes it)
@@ -99,8 +100,8 @@ def incident_record(decision: Decision, timeline: list[tuple[datetime, str]]) ->
         "detected_at": utc_text(d.at), "manual": d.manual,
         "stage": d.stage, "weight_before": d.previous_weight,
         "time_in_stage": None if d.time_in_stage is None else format_duration(d.time_in_stage),
-        "breaches": [{"metric": b.metric, "value": b.value, "bound": b.bound, "threshold": b.threshold,
-                      "message": b.message} for b in d.breaches],
+        "breaches": [{"metric": b.metric, "value": printed(b.value), "bound": b.bound,
+                      "threshold": printed(b.threshold), "message": b.message} for b in d.breaches],
         "reasons": list(d.reasons),
         "timeline": [{"at": utc_text(at), "event": event} for at, event in events],
         "next_steps": [

@@ -338,3 +338,15 @@ def test_start_names_the_strategy_and_the_first_stage() -> None:
 def test_time_in_stage_is_kept_for_the_record() -> None:
     assert rolled_back().time_in_stage == timedelta(hours=5)
     assert isinstance(rolled_back().at, datetime)
+
+
+def test_an_incident_record_and_its_commit_write_numbers_as_the_cli_prints_them() -> None:
+    """Binary float noise (0.03 + 0.06 = 0.08999999999999998) never reaches a record people read."""
+    noisy = 0.08999999999999998
+    decision = one(EXAMPLE, deployment(2, 5 * HOUR), observe({"error_rate": noisy, "latency_p99_ms": 4_123.456}))
+    record = incident_record(decision, [])
+    assert [(b["metric"], b["value"], b["threshold"]) for b in record["breaches"]] == [  # type: ignore[union-attr]
+        ("error_rate", 0.09, 0.05), ("latency_p99_ms", 4123, 4000)]
+    message, trailers = commit_message(decision)
+    assert "0.0899" not in message + repr(trailers) + repr(record)
+    assert "error_rate 0.09 > max 0.05 over 5m at stage 2 (5%)" in message
