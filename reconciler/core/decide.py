@@ -28,7 +28,8 @@ on comparisons with stable.
 
 A person's `git revert` of one of the reconciler's commits is an intervention, not a suggestion:
 the rollout it touched is held from moving forward (no advance, promote, stop or retire) until a
-person resumes it (`reconciler resume`, which restarts the stage's clock) or rolls it back.
+person resumes it (`reconciler resume`, which restarts the stage's clock) or rolls it back, and
+the hold is the first thing a pass says about it (before the stage clock or a gate).
 Rollbacks still happen: a trigger or the dead man's switch is as binding after a revert as before.
 """
 
@@ -237,13 +238,14 @@ class Revert:
     at: datetime
 
 
-#: What a revert stops: the moves a person undid, which the next pass would otherwise redo.
-HELD_BY_REVERT = frozenset({Action.ADVANCE, Action.PROMOTE, Action.STOP, Action.RETIRE})
-
-
 def respect_revert(decision: Decision, revert: Revert | None) -> Decision:
-    """Hold a forward move on a rollout a person reverted; anything else stands."""
-    if revert is None or decision.action not in HELD_BY_REVERT:
+    """Hold a rollout a person reverted, whatever the pass would do, except roll it back.
+
+    Forward moves (the ones a person undid, which the pass would otherwise redo) become holds; a
+    wait or a hold leads with the revert too, because the revert, not the stage clock or a gate,
+    is what binds the rollout until a person resumes it.
+    """
+    if revert is None or decision.action is Action.ROLLBACK:
         return decision
     return replace(decision, action=Action.HOLD, next_stage=decision.stage, weight=decision.previous_weight,
                    reasons=(f"held: {revert.sha[:12]} reverted the reconciler's {revert.action} "

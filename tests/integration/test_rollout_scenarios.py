@@ -477,6 +477,33 @@ def test_reverting_an_advance_commit_restores_the_previous_stage_and_its_start_e
     assert (again.decision["action"], again.decision["next_stage"]) == ("advance", 2)
 
 
+def test_after_a_person_reverts_a_rollback_the_next_pass_says_the_revert_holds_it_before_the_stage_clock(
+        world: World, prometheus) -> None:  # noqa: F811
+    """1.3.0's judged quality drops to 0 for two minutes of stage 1 (trigger: min 0.6): the
+    reconciler rolls it back. A person reverts that rollback (1.3.0 back at stage 1, its old start). Within stage 1's
+    10 minutes the next pass would only "wait"; the revert is what binds the rollout, so the pass
+    says "hold" and names the revert first, the stage clock after it."""
+    quality = steps(0.86, {at(2): 0.0, at(4): 0.86})
+    world.serve(prometheus, chat_history({at(1): 1}, end=20,
+                                         gauges={**HEALTHY["gauges"], "sluice_eval_quality_score": quality}))
+    world.start(CHAT, "1.3.0", at(0))
+    world.pass_at(at(1))
+    rollback = world.pass_at(at(4))
+    assert rollback.decision["action"] == "rollback"
+
+    git(world.root, "revert", "--no-edit", rollback.commit.sha, when=at(9))
+    assert world.pointers() == {"stable": "1.2.0", "candidate": "1.3.0", "stage": "1",
+                                "stage_started_at": "2026-11-22T10:01:00Z"}
+    held = world.pass_at(at(10))
+    assert (held.decision["action"], held.decision["next_stage"], held.decision["weight"]) == ("hold", 1, 1)
+    assert held.decision["reasons"] == [
+        f"held: {world.head()[:12]} reverted the reconciler's rollback {rollback.commit.sha[:12]} at "
+        "2026-11-22T10:09:00Z; it would wait now. Run `reconciler resume chat-assistant -e staging` to go on, "
+        "or `reconciler rollback` to end it",
+        "stage 1 (1%) has run 9m of 10m"]
+    assert held.commits == []
+
+
 # --- 9. notifications ---------------------------------------------------------------------------------
 
 
