@@ -85,7 +85,7 @@ def _decide_rollout(environment: str, model: str, dep: ModelDeployment, release:
 
     if obs.error is not None:
         return decision(Action.HOLD, [f"Prometheus unreachable: {obs.error}; holding: nothing advances or rolls "
-                                      "back on missing data"])
+                                      "back on missing data"], metrics_unreachable=True)
 
     breaches = []
     unchecked = []
@@ -121,7 +121,7 @@ def _decide_rollout(environment: str, model: str, dep: ModelDeployment, release:
 
     if obs.last_sample_error is not None:
         return decision(Action.HOLD, [f"cannot tell how fresh the data is: {obs.last_sample_error}; holding"]
-                        + unchecked)
+                        + unchecked, metrics_unreachable=True)
     if not environment_fresh:
         age = "no samples at all" if newest is None else f"the newest sample is {format_duration(now - newest)} old"
         return decision(Action.HOLD, [f"stale data: {age} (max staleness {format_duration(metrics.max_staleness)}); "

@@ -50,6 +50,7 @@ class Decision:
     standby_until: datetime | None = None  # PROMOTE: when the old stable will be retired
     time_in_stage: timedelta | None = None
     manual: bool = False
+    metrics_unreachable: bool = False  # held unjudged: Prometheus could not be read at all (reconcile exits 3)
     notes: list[str] = field(default_factory=list, compare=False)  # what applying it reported (notifications)
 
     def to_dict(self) -> dict[str, object]:

@@ -244,8 +244,9 @@ def test_a_candidate_silent_for_longer_than_max_silence_is_rolled_back_on_the_ne
 def test_with_prometheus_down_every_rollout_holds_and_nothing_is_written(
         world: World, prometheus) -> None:  # noqa: F811
     """Two rollouts in flight (chat-assistant canary, code-completion blue/green). With the server
-    stopped, and with --prometheus naming a closed port, each pass exits 0, every rollout holds and
-    says Prometheus is unreachable, and neither the environment file nor git changes."""
+    stopped, and with --prometheus naming a closed port, each pass exits 3 (METRICS_UNREACHABLE),
+    every rollout holds and says Prometheus is unreachable, and neither the environment file nor
+    git changes."""
     server = world.serve(prometheus, chat_history(RAMP) + [
         Traffic(CODE, "2.0.0", at(-15), at(20), rps=50, **HEALTHY)])
     world.start(CHAT, "1.3.0", at(0))
@@ -255,8 +256,12 @@ def test_with_prometheus_down_every_rollout_holds_and_nothing_is_written(
 
     server.stop()
     for url in (server.url, f"http://127.0.0.1:{closed_port()}"):
-        step = world.pass_at(at(12), prometheus=url)  # chat-assistant's stage 1 would be due now
+        step = world.pass_at(at(12), prometheus=url, code=3)  # chat-assistant's stage 1 would be due now
         assert step.actions == [(CHAT, "hold"), (CODE, "hold")]
+        assert step.run.json["metrics_unreachable"] == ["staging"]
+        assert step.run.err == ("reconciler reconcile: exit 3: Prometheus could not be read for staging: 2 "
+                                "rollout(s) held unjudged (chat-assistant 1.3.0, code-completion 2.1.0); "
+                                "see docs/runbook.md\n")
         for decision in step.decisions:
             assert decision["reasons"] == [
                 f"Prometheus unreachable: cannot reach Prometheus at {url}: connection refused; holding: "
