@@ -119,6 +119,9 @@ def _decide_rollout(environment: str, model: str, dep: ModelDeployment, release:
             return rollback([f"dead man's switch: no samples from {label} for {format_duration(silent)} "
                              f"(max silence {format_duration(limit)}) while it holds {share}"])
 
+    future = future_start_hold(environment, model, started, now)
+    if future is not None:  # before any other hold: a person must fix the file, whatever the metrics say
+        return decision(Action.HOLD, [future] + unchecked)
     if obs.last_sample_error is not None:
         return decision(Action.HOLD, [f"cannot tell how fresh the data is: {obs.last_sample_error}; holding"]
                         + unchecked, metrics_unreachable=True)
@@ -129,10 +132,6 @@ def _decide_rollout(environment: str, model: str, dep: ModelDeployment, release:
     if started is None:
         return decision(Action.HOLD, [f"stage_started_at is not set for {model} in {environment}: set it to when "
                                       "the stage began (reconciler start does)"])
-    if now < started:
-        return decision(Action.HOLD, [f"stage_started_at {utc_text(started)} is after {utc_text(now)}: a clock or "
-                                      "a hand edit is wrong; holding until it is in the past"])
-
     if elapsed is not None and elapsed < stage.min_duration:
         return decision(Action.WAIT, [f"{stage_text} has run {format_duration(elapsed)} of "
                                       f"{format_duration(stage.min_duration)}"] + unchecked)
@@ -180,6 +179,22 @@ def _promote(decision, release: Release, passed: list[str], checks: tuple, now: 
              next_stage: int | None = None) -> Decision:
     until = now + release.rollout.standby_window
     return decision(Action.PROMOTE, passed, next_stage=next_stage, weight=100, gates=checks, standby_until=until)
+
+
+def in_the_future(started: datetime, now: datetime) -> str:
+    """"stage_started_at 2027-01-01T00:00:00Z is in the future (39d14h after now, 2026-11-22T10:00:00Z)"."""
+    return f"stage_started_at {utc_text(started)} is in the future ({format_duration(started - now)} after now, " \
+           f"{utc_text(now)})"
+
+
+def future_start_hold(environment: str, model: str, started: datetime | None, now: datetime) -> str | None:
+    """Why a rollout whose stage starts after `now` holds (None when it does not): its clock would
+    run backwards, so nothing about the stage can be timed. `decide` and `status` both say this."""
+    if started is None or started <= now:
+        return None
+    return (f"{in_the_future(started, now)}: a clock is skewed or a hand edit is wrong; holding, never advancing, "
+            f"until it is fixed: set models.{model}.stage_started_at in environments/{environment}.yaml to when "
+            "the stage began")
 
 
 def _fresh(sample: datetime | None, limit: datetime) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from .decide import future_start_hold
 from .repository import Repository
 from .release import Gate, Release
 from .traffic import PoolDemand, pool_demand, traffic_split
@@ -93,6 +94,10 @@ def repository_status(repo: Repository, now: datetime | None = None) -> list[Env
             candidate = repo.release(model, dep.candidate) if dep.candidate else None
             split = traffic_split(dep, candidate)
             in_stage = now - dep.stage_started_at if candidate and now and dep.stage_started_at else None
+            future = future_start_hold(name, model, dep.stage_started_at, now) if candidate and now else None
+            if future is not None:
+                in_stage = None  # a clock running backwards times nothing
+            needs = f"held: {future}" if future else next_gate(candidate, dep.stage, in_stage) if candidate else None
             rows.append(ModelStatus(
                 model, dep.stable, dep.candidate, dep.standby,
                 candidate.rollout.strategy if candidate else None,
@@ -100,7 +105,7 @@ def repository_status(repo: Repository, now: datetime | None = None) -> list[Env
                 len(candidate.rollout.stages) - 1 if candidate else None,
                 dep.stage_started_at if candidate else None,
                 split.weights, split.mirror, dep.pool, dep.replicas, dep.standby_until, in_stage,
-                next_gate(candidate, dep.stage, in_stage) if candidate else None))
+                needs))
         out.append(EnvironmentStatus(name, env.cluster.name, env.cluster.region, env.policy.protected, rows,
                                      pool_demand(repo, env)))
     return out

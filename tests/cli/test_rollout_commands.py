@@ -729,6 +729,42 @@ def test_status_json_says_time_in_stage_next_gate_and_standby_until(capsys: pyte
         assert {"time_in_stage_seconds", "next_gate", "standby_until"} <= set(entry)
 
 
+def set_stage_started_at(root: Path, when: str) -> None:
+    """staging's chat-assistant (1.3.0 at stage 1) began its stage at `when`."""
+    mutate_yaml(root / STAGING, lambda d: d["models"]["chat-assistant"].__setitem__("stage_started_at", utc(when)))
+
+
+def test_validate_refuses_a_stage_that_starts_in_the_future_beyond_the_clock_skew_allowance(
+        capsys: pytest.CaptureFixture[str], repo: Path) -> None:
+    set_stage_started_at(repo, "2027-01-01T00:00:00")
+    code, out, _ = run(capsys, "validate", str(repo), "--at", AT)
+    assert code == 1
+    [line] = [x for x in out.splitlines() if "stage_started_at" in x]
+    assert line == ("environments/staging.yaml:42:5: error: models.chat-assistant.stage_started_at: chat-assistant: "
+                    "stage_started_at 2027-01-01T00:00:00Z is in the future (39d14h after now, 2026-11-22T10:00:00Z), "
+                    "more than the 5m allowed for clock skew; fix: set it to when the stage began, at or before now "
+                    "(and check the clock of whatever wrote it) [stage]")
+    set_stage_started_at(repo, "2026-11-22T10:04:59")  # within the allowance: a runner's clock a little ahead
+    assert run(capsys, "validate", str(repo), "--at", AT)[0] == 0
+
+
+def test_status_shows_a_stage_that_starts_in_the_future_as_held(capsys: pytest.CaptureFixture[str],
+                                                                 repo: Path) -> None:
+    set_stage_started_at(repo, "2027-01-01T00:00:00")
+    code, out, _ = run(capsys, "status", str(repo), "--format", "json", "--at", AT)
+    assert code == 0
+    staging = next(env for env in json.loads(out)["environments"] if env["name"] == "staging")
+    chat = next(m for m in staging["models"] if m["model"] == "chat-assistant")
+    assert chat["time_in_stage_seconds"] is None
+    assert chat["next_gate"] == (
+        "held: stage_started_at 2027-01-01T00:00:00Z is in the future (39d14h after now, 2026-11-22T10:00:00Z): "
+        "a clock is skewed or a hand edit is wrong; holding, never advancing, until it is fixed: set "
+        "models.chat-assistant.stage_started_at in environments/staging.yaml to when the stage began")
+    code, out, _ = run(capsys, "status", str(repo), "--at", AT)
+    assert "    next      held: stage_started_at 2027-01-01T00:00:00Z is in the future" in out
+    assert " ago" not in out.split("chat-assistant")[2].split("code-completion")[0]
+
+
 def test_status_follows_a_start(capsys: pytest.CaptureFixture[str], repo: Path) -> None:
     assert run(capsys, "start", "chat-assistant", "1.3.0", str(repo), "-e", "prod", "--at", AT)[0] == 0
     code, out, _ = run(capsys, "status", str(repo), "--format", "json", "--at", "2026-11-22T10:20:00Z")

@@ -345,11 +345,22 @@ def test_a_model_whose_stable_is_silent_too_is_held_not_rolled_back() -> None:
     assert decision.action is Action.HOLD, decision.reasons
 
 
-def test_a_stage_that_starts_in_the_future_holds() -> None:
-    decision = one(EXAMPLE, deployment(2, -HOUR), observe())
+FUTURE_START = ("stage_started_at 2026-11-22T13:00:00Z is in the future (1h after now, 2026-11-22T12:00:00Z): a clock "
+                "is skewed or a hand edit is wrong; holding, never advancing, until it is fixed: set "
+                "models.chat-assistant.stage_started_at in environments/staging.yaml to when the stage began")
+
+
+@pytest.mark.parametrize("obs", [
+    pytest.param(observe(), id="every gate passes"),
+    pytest.param(observe({"quality_score": 0.7}), id="a gate fails"),
+    pytest.param(observe(silent=None, stable_silent=None), id="the data is stale"),
+])
+def test_a_stage_that_starts_in_the_future_holds_and_says_so_first(obs: Observations) -> None:
+    """A start after `now` (clock skew, a typo): never an advance, and the clock is what it leads
+    with, whatever the metrics say (a trigger still rolls back: see the trigger table)."""
+    decision = one(EXAMPLE, deployment(2, -HOUR), obs)
     assert decision.action is Action.HOLD
-    assert decision.reasons == ("stage_started_at 2026-11-22T13:00:00Z is after 2026-11-22T12:00:00Z: a clock or a "
-                                "hand edit is wrong; holding until it is in the past",)
+    assert decision.reasons[0] == FUTURE_START
 
 
 def test_an_unchecked_trigger_holds_a_stage_that_would_advance() -> None:
