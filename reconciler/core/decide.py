@@ -3,16 +3,22 @@ wait / hold / advance / promote / rollback / stop (and retire for an expired sta
 
 Order of checks, every pass, at every stage (DESIGN.md "Rollout semantics", "Principles" 5):
 
-1. Prometheus unreachable: hold. Nothing is known, so nothing moves, and nothing healthy is
-   rolled back.
+1. Prometheus unreachable: hold (and `reconcile` exits 3). Nothing is known, so nothing moves,
+   and nothing healthy is rolled back.
 2. Rollback triggers on the candidate (metric > max or < min): roll back.
 3. Dead man's switch: a candidate that holds traffic (or mirrored traffic) but has sent no sample
    for longer than its `max_silence` is rolled back, provided the environment's data is otherwise
    fresh (another version still reports, so the silence is the candidate's own).
-4. Stale data (the newest sample of the environment is older than `max_staleness`): hold.
+4. A stage_started_at after `now` (clock skew, a typo): hold, saying so first. Stale data (the
+   newest sample of the environment is older than `max_staleness`): hold.
 5. The stage's minimum duration has not passed: wait.
 6. Too few requests served in the stage for the comparison to mean anything: hold.
 7. Any gate not passing on fresh data: hold, with each gate's reading.
+   Past the stage's progress deadline (`Rollout.progress_deadline_of`), a hold of 6 or 7 on the
+   stage's own evidence (requests counted, a gate failing or without data) takes the release's
+   `on_progress_deadline`: rollback, or page (a hold that notifies once per stage, recorded as
+   `deadline_paged_at`; later passes hold and say when it paged). Holds for lack of data
+   (unreachable, stale, a failed query) never do: missing data does not roll back.
 8. Otherwise the stage is done: advance; at the last stage, promote (or stop, for a release that
    ends in shadow). Advancing into a final 100% stage with no checks of its own promotes at once;
    a final stage with gates or a duration is a post-promotion check: the candidate serves 100%
@@ -83,6 +89,22 @@ def _decide_rollout(environment: str, model: str, dep: ModelDeployment, release:
         return decision(Action.ROLLBACK, reasons + [f"traffic back to stable {dep.stable}"],
                         next_stage=None, weight=0, **fields)
 
+    def stuck(reasons: list[str], **fields: object) -> Decision:
+        """A hold on the stage's own requirements (requests, gates); past the stage's progress
+        deadline, the release's stated action: roll back, or hold and page once."""
+        deadline = release.rollout.progress_deadline_of(index)
+        if elapsed is None or elapsed <= deadline:
+            return decision(Action.HOLD, reasons, **fields)
+        late = (f"{stage_text} has not met its gates for {format_duration(elapsed)} > progress deadline "
+                f"{format_duration(deadline)}")
+        if release.rollout.on_progress_deadline == "rollback":
+            return rollback([f"{late}: rolling back"] + reasons, **fields)
+        paged = dep.deadline_paged_at
+        if paged is not None and started is not None and paged >= started:
+            return decision(Action.HOLD, [f"{late}: holding; on-call was paged at {utc_text(paged)}"] + reasons,
+                            **fields)
+        return decision(Action.PAGE, [f"{late}: holding and paging on-call"] + reasons, **fields)
+
     if obs.error is not None:
         return decision(Action.HOLD, [f"Prometheus unreachable: {obs.error}; holding: nothing advances or rolls "
                                       "back on missing data"], metrics_unreachable=True)
@@ -141,8 +163,8 @@ def _decide_rollout(environment: str, model: str, dep: ModelDeployment, release:
             return decision(Action.HOLD, [f"requests: query failed: {obs.requests.error}"] + unchecked)
         served = obs.requests.served_since(cand, started, metrics.window)
         if served < stage.min_requests:
-            return decision(Action.HOLD, [f"{label} served {served:,.0f} of {stage.min_requests:,} requests "
-                                          f"required at {stage_text}"] + unchecked)
+            return stuck([f"{label} served {served:,.0f} of {stage.min_requests:,} requests required at "
+                          f"{stage_text}"] + unchecked)
 
     candidate_fresh = _fresh(obs.last_sample.get(cand), fresh_limit)
     checks = tuple(check_gate(
@@ -157,7 +179,10 @@ def _decide_rollout(environment: str, model: str, dep: ModelDeployment, release:
         return rollback([f"post-promotion check failed: {c.message}" for c in failing if c.phase is Phase.FAIL],
                         gates=checks)
     if failing:
-        return decision(Action.HOLD, [f"{c.phase}: {c.message}" for c in failing] + unchecked, gates=checks)
+        held = [f"{c.phase}: {c.message}" for c in failing] + unchecked
+        if any(c.phase is not Phase.ERROR for c in failing):  # the stage's own evidence, not a failed query
+            return stuck(held, gates=checks)
+        return decision(Action.HOLD, held, gates=checks)
     if unchecked:  # fail safe: a trigger nobody could check never lets a rollout move on
         return decision(Action.HOLD, unchecked + ["holding until every rollback trigger can be checked"],
                         gates=checks)

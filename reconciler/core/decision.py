@@ -25,6 +25,7 @@ class Action(StrEnum):
     RETIRE = "retire"  # the standby's window ended: it is removed
     START = "start"  # a rollout begins (by hand, after the pre-deployment gates)
     RESUME = "resume"  # by hand, after a person's revert held the rollout: the stage's clock restarts
+    PAGE = "page"  # held past the stage's progress deadline: notify once (recorded as deadline_paged_at)
 
     @property
     def commits(self) -> bool:

@@ -34,19 +34,22 @@ def pointer_changes(dep: ModelDeployment, decision: Decision) -> Changes:
     and candidate, stage, stage_started_at removed.
     """
     action, at = decision.action, decision.at
+    paged = {"deadline_paged_at": None} if dep.deadline_paged_at is not None else {}  # a new stage: a new deadline
     if action is Action.START:
-        return {"candidate": decision.candidate, "stage": 0, "stage_started_at": at}
+        return {"candidate": decision.candidate, "stage": 0, "stage_started_at": at, **paged}
     if action is Action.ADVANCE:
-        return {"stage": decision.next_stage, "stage_started_at": at}
+        return {"stage": decision.next_stage, "stage_started_at": at, **paged}
     if action is Action.RESUME:
-        return {"stage_started_at": at}
+        return {"stage_started_at": at, **paged}
+    if action is Action.PAGE:
+        return {"deadline_paged_at": at}
     if action is Action.PROMOTE:
         return {"stable": decision.candidate, "standby": dep.stable, "standby_until": decision.standby_until,
-                "candidate": None, "stage": None, "stage_started_at": None}
+                "candidate": None, "stage": None, "stage_started_at": None, **paged}
     if action is Action.ROLLBACK and dep.candidate is None:  # by hand, back to the standby
         return {"stable": dep.standby, "standby": None, "standby_until": None}
     if action in (Action.ROLLBACK, Action.STOP):
-        return {"candidate": None, "stage": None, "stage_started_at": None}
+        return {"candidate": None, "stage": None, "stage_started_at": None, **paged}
     if action is Action.RETIRE:
         return {"standby": None, "standby_until": None}
     raise ValueError(f"{action} changes nothing")
@@ -61,6 +64,8 @@ def subject(decision: Decision) -> str:
         return f"Advance {where} to stage {d.next_stage} ({d.weight}%)"
     if d.action is Action.RESUME:
         return f"Resume {where} at stage {d.stage} ({d.weight}%)"
+    if d.action is Action.PAGE:
+        return f"Page on-call: {where} is stuck at stage {d.stage} ({d.weight}%) past its progress deadline"
     if d.action is Action.PROMOTE:
         return f"Promote {where} to stable ({d.stable} on standby until {utc_text(d.standby_until)})"
     if d.action is Action.ROLLBACK:
