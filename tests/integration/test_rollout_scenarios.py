@@ -846,3 +846,42 @@ def test_the_incident_timeline_names_only_the_rolled_back_rollouts_own_commits(w
     record = incident(world, "incidents/staging/2026-11-22T103000Z-staging-chat-assistant-1.3.0.yaml")
     assert [e["event"] for e in record["timeline"]] == [
         f"{second_start.subject} ({second_start.sha[:12]})", "rolled back 1.3.0 (by hand); traffic back to 1.2.0"]
+
+
+# --- 10. progress deadline ----------------------------------------------------------------------------
+
+
+def test_a_stage_stuck_past_its_progress_deadline_pages_once_then_holds(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prometheus, hooks: Hooks) -> None:  # noqa: F811
+    """1.3.0 answers at 1,100 ms against stable's 800 (limit 1.2 x 800 = 960): stage 1 (10m, so the
+    default deadline: 3 x 10m, at least 1h) never meets its gate. The first pass after 11:01 pages (a commit that
+    records deadline_paged_at, and one notification); the next pass holds, says when it paged,
+    and neither commits nor notifies again."""
+    world = World.create(tmp_path, monkeypatch, releases={(CHAT, "1.3.0"): set_notify([
+        {"kind": "webhook", "url": hooks.url(WEBHOOK)}])})
+    world.serve(prometheus, chat_history({at(1): 1}, end=70, latency_p99_ms=1100))
+    world.start(CHAT, "1.3.0", at(0))
+    world.pass_at(at(1))
+    assert world.pass_at(at(61)).decision["action"] == "hold"  # 1h exactly: not past the deadline yet
+
+    page = world.pass_at(at(62))
+    assert (page.decision["action"], page.decision["stage"], page.decision["weight"]) == ("page", 1, 1)
+    assert page.decision["reasons"][:2] == [
+        "stage 1 (1%) has not met its gates for 1h1m > progress deadline 1h: holding and paging on-call",
+        "fail: latency_p99_ms 1,100 > 1.2 x stable 800 = 960 over 5m"]
+    assert page.commit.subject == ("Page on-call: chat-assistant 1.3.0 in staging is stuck at stage 1 (1%) past its "
+                                   "progress deadline")
+    assert world.pointers() == {"stable": "1.2.0", "candidate": "1.3.0", "stage": "1",
+                                "stage_started_at": "2026-11-22T10:01:00Z",
+                                "deadline_paged_at": "2026-11-22T11:02:00Z"}
+    [payload] = hooks.bodies(WEBHOOK)
+    assert payload["event"] == "sluice.page" and payload["commit"] == page.commit.sha
+
+    again = world.pass_at(at(63))
+    assert again.decision["action"] == "hold" and again.commits == []
+    assert again.decision["reasons"][0] == ("stage 1 (1%) has not met its gates for 1h2m > progress deadline 1h: "
+                                            "holding; on-call was paged at 2026-11-22T11:02:00Z")
+    assert len(hooks.bodies(WEBHOOK)) == 1
+    status = world.cli("status", str(world.root), "--at", z(at(63)))
+    assert ("    deadline  1h after the stage began (2026-11-22 11:01 UTC), passed 2m ago: hold and page on-call "
+            "once") in status.out
