@@ -165,8 +165,8 @@ def stage_spans(commits: Sequence[CommitRecord], end: datetime) -> list[StageSpa
     spans: list[StageSpan] = []
     current: tuple[int, datetime] | None = None
     for commit in commits:
-        if not commit.stage:
-            continue
+        if not commit.stage or (commit.action == "page" and current is not None and commit.new_stage == current[0]):
+            continue  # a page ("2 -> 2") leaves the stage and its clock running
         if current is not None:
             spans.append(StageSpan(current[0], current[1], commit.at))
         new = commit.new_stage
@@ -308,7 +308,7 @@ WIDTH, HEIGHT, WEIGHT_HEIGHT = 960, 250, 190
 LEFT, RIGHT, TOP, BOTTOM = 64, 168, 26, 30
 COLORS = {"candidate": "#d9480f", "stable": "#1c7ed6", "upper": "#c92a2a", "lower": "#7048e8"}
 ACTION_COLORS = {"start": "#495057", "advance": "#2b8a3e", "promote": "#1864ab", "rollback": "#c92a2a",
-                 "stop": "#5f3dc4", "retire": "#868e96", "": "#e67700"}
+                 "stop": "#5f3dc4", "retire": "#868e96", "page": "#f08c00", "": "#e67700"}
 _TIME_STEPS = [timedelta(minutes=m) for m in (1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720)] + \
     [timedelta(days=d) for d in (1, 2, 7, 14, 28)]
 

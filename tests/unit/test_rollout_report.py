@@ -347,3 +347,10 @@ def test_the_page_shows_each_stage_s_progress_deadline_and_when_the_stage_in_fli
     assert progress_deadlines(ROLLOUT, COMMITS, at(165)).endswith("then hold and page on-call once")  # it ended
     page = render_html(report(commits=flying, progress_deadline=text))
     assert f"<dt>progress deadline</dt><dd>{text}</dd>" in page
+
+
+def test_a_page_commit_keeps_the_stage_and_its_clock() -> None:
+    """A page ("2 -> 2") is no new stage: the span, and the deadline counted from it, go on."""
+    paged = COMMITS[:3] + (commit(140, "page", "2 -> 2", "5 -> 5"),)
+    assert [(s.stage, s.start) for s in stage_spans(paged, at(155))] == [(0, at(0)), (1, at(5)), (2, at(65))]
+    assert progress_deadlines(ROLLOUT, paged, at(155)).endswith("reaches it at 2026-11-20T22:05:00Z")
