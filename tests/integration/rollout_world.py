@@ -266,8 +266,8 @@ class World:
     def pass_at(self, when: datetime, *extra: str, prometheus: str | None = None, code: int = 0) -> Step:
         """One reconcile pass at `when`, checked against what every pass promises:
 
-        exit `code` (3: Prometheus could not be read for a rollout in flight); one commit per decision that changes something (wait and hold commit nothing),
-        in the decisions' order, each carrying the decision's action, environment, model,
+        exit `code` (3: Prometheus could not be read for a rollout in flight); one commit per
+        decision that changes something (wait and hold commit nothing), in the decisions' order, each carrying the decision's action, environment, model,
         version and instant as trailers; nothing left uncommitted; the file's comments intact.
         """
         before = self.head()
