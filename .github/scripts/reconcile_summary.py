@@ -3,7 +3,9 @@
     python .github/scripts/reconcile_summary.py EXIT_CODE < report.json >> "$GITHUB_STEP_SUMMARY"
 
 Standard library only, so it runs on whatever Python the runner has. A failed pass (exit code not
-0, or no JSON on stdin) still gets a summary that says so instead of an empty page.
+0, or no JSON on stdin) still gets a summary that says so instead of an empty page. Exit 3
+(`METRICS_UNREACHABLE` in reconciler/cli/exit_codes.py) is a pass that ran but judged nothing
+where Prometheus could not be read: its summary leads with that, then shows the decisions.
 """
 
 from __future__ import annotations
@@ -12,14 +14,23 @@ import json
 import sys
 
 
+METRICS_UNREACHABLE = 3  # reconciler/cli/exit_codes.py
+
+
 def summary(report: dict | None, code: int) -> str:
-    if report is None or code != 0:
+    if report is None or code not in (0, METRICS_UNREACHABLE):
         return (f"### Sluice reconcile failed (exit {code})\n\n`reconciler reconcile` wrote no report; "
                 "the run log has its error.\n")
     decisions = report.get("decisions", [])
     pushed = "pushed" if report.get("pushed") else "nothing pushed"
-    lines = [f"### Sluice reconcile at {report.get('at')}", "",
-             f"{len(decisions)} decision(s), {report.get('queries')} Prometheus queries, {pushed}.", ""]
+    lines = [f"### Sluice reconcile at {report.get('at')}", ""]
+    if code == METRICS_UNREACHABLE:
+        where = ", ".join(_cell(e) for e in report.get("metrics_unreachable", [])) or "some environment"
+        lines = [f"### Sluice reconcile: Prometheus unreachable (exit {code})", "",
+                 f"**No rollout in {where} was judged**: Prometheus could not be read, so each one holds where it "
+                 "is (nothing advances, nothing rolls back). Check that Prometheus is up and reachable from this "
+                 'runner (docs/runbook.md, "Prometheus unreachable").', ""]
+    lines += [f"{len(decisions)} decision(s), {report.get('queries')} Prometheus queries, {pushed}.", ""]
     if not decisions:
         return "\n".join(lines + ["No rollout in flight.", ""])
     lines += ["| environment | model | candidate | decision | stage | weight | why | commit |",

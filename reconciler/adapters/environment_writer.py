@@ -43,7 +43,7 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 from ruamel.yaml.tokens import CommentToken
 
 #: Where a new pointer key goes: after the pointer keys that come before it in this order.
-POINTER_KEYS = ("stable", "candidate", "standby", "standby_until", "stage", "stage_started_at")
+POINTER_KEYS = ("stable", "candidate", "standby", "standby_until", "stage", "stage_started_at", "deadline_paged_at")
 
 _DEFAULT_INDENT = (2, 4, 2)  # mapping, sequence, dash offset: the example files' style
 _NEW_FILE_MODE = 0o644

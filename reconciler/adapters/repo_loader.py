@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
@@ -22,6 +23,7 @@ from ..core.immutability import immutability_findings
 from ..core.release import Release
 from ..core.repository import Repository, SourcedRelease
 from ..core.rules import check
+from ..core.rules.environment_rules import future_stage_starts
 from ..core.schema_errors import schema_findings
 from .yaml_source import MAX_FILE_BYTES, locate, parse_yaml
 
@@ -51,14 +53,16 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def load_repository(root: Path, base: Repository | None = None, base_label: str = "the base") -> LoadResult:
+def load_repository(root: Path, base: Repository | None = None, base_label: str = "the base",
+                    now: datetime | None = None) -> LoadResult:
     """Every file and rule; with `base` (the repository a pull request merges into), also the
-    checks that need it: released files stay unchanged."""
+    checks that need it: released files stay unchanged; with `now` (validate's clock), also the
+    checks that need a clock: no stage starts in the future."""
     with _collector_paused():
-        return _load(Path(root), base, base_label)
+        return _load(Path(root), base, base_label, now)
 
 
-def _load(root: Path, base: Repository | None, base_label: str) -> LoadResult:
+def _load(root: Path, base: Repository | None, base_label: str, now: datetime | None = None) -> LoadResult:
     if not root.is_dir():
         raise NotARepository(f"{root} is not a directory")
     if not (root / "releases").is_dir() and not (root / "environments").is_dir():
@@ -79,6 +83,7 @@ def _load(root: Path, base: Repository | None, base_label: str) -> LoadResult:
             environment_files[name] = rel
     repo = Repository(releases, environments, environment_files, frozenset(loader.broken))
     checks = check(repo) + (list(immutability_findings(base, repo, base_label)) if base is not None else [])
+    checks += list(future_stage_starts(repo, now)) if now is not None else []
     findings = loader.findings + [loader.locate(f) for f in checks]
     return LoadResult(repo, sorted(findings, key=sort_key), loader.count)
 

@@ -41,7 +41,7 @@ from .repo_loader import load_repository
 #: How far back the requests history reaches at most (a 48h stage needs 2 days).
 MAX_LOOKBACK = timedelta(days=14)
 MAX_PUSH_ATTEMPTS = 5
-NOTIFIED = (Action.ROLLBACK, Action.PROMOTE, Action.STOP)
+NOTIFIED = (Action.ROLLBACK, Action.PROMOTE, Action.STOP, Action.PAGE)
 
 
 class InvalidRepository(Exception):

@@ -37,6 +37,7 @@ from ..core.rollout_report import (
     RolloutReport,
     gate_bounds,
     in_flight,
+    progress_deadlines,
     render_html,
     report_metrics,
 )
@@ -92,8 +93,11 @@ def build_report(root: Path, environment: str, model: str, *, now: datetime, pro
     if end <= start:
         raise ReportError(f"the period from {start.isoformat()} to {end.isoformat()} is empty: check --since/--until")
     commits = tuple(c for c in rollout.commits if not c.by_hand or start <= c.at <= end)
+    release = repo.release(model, rollout.candidate)
+    deadline = None if release is None else progress_deadlines(
+        release.rollout, [c for c in commits if c.version == rollout.candidate and not c.by_hand], end)
     report = RolloutReport(environment, model, rollout.candidate, rollout.stable, start, end, commits,
-                           incidents=tuple(_incidents(root, environment, model, rollout)))
+                           incidents=tuple(_incidents(root, environment, model, rollout)), progress_deadline=deadline)
     return _with_metrics(report, repo, prometheus_url, client_factory, source)
 
 

@@ -3,13 +3,18 @@
 
 Exit 0 when the pass ran, whatever it decided (a rollback is the system working); 1 when the
 repository has errors; 2 on usage errors or when git refuses (a dirty environment file, a push
-that keeps failing). `--at` evaluates as of a past time, for replays and post-mortems.
+that keeps failing); 3 when the pass ran but Prometheus could not be read for a rollout in flight
+(it held unjudged: never a rollback; decisions that need no metrics, such as retiring a standby,
+are still committed), so a scheduled job shows red instead of a green run that judged nothing.
+`--watch` keeps looping on 3 (Prometheus may come back) and says so on stderr every pass; it
+stops on 1 and 2. `--at` evaluates as of a past time, for replays and post-mortems.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from time import sleep  # module-level, so a test can stop the watch loop without stopping subprocesses
 
 from . import exit_codes
@@ -43,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--interval {args.interval}: give a positive duration such as 30s")
     while True:
         code = _one_pass(args)
-        if not args.watch or code != exit_codes.OK:
+        if not args.watch or code not in (exit_codes.OK, exit_codes.METRICS_UNREACHABLE):
             return code
         try:
             sleep(interval.total_seconds())
@@ -67,7 +72,19 @@ def _one_pass(args: argparse.Namespace) -> int:
         raise UsageError(str(err)) from None
     print(report_json(report) if args.format == "json" else report_text(report, args.dry_run), flush=True)
     print_failed_deliveries("reconcile", report.applied)
+    unjudged = [d for d in report.decisions if d.metrics_unreachable]
+    if unjudged:
+        rollouts = ", ".join(f"{d.model} {d.candidate}" for d in unjudged)
+        print(f"reconciler reconcile: exit {exit_codes.METRICS_UNREACHABLE}: Prometheus could not be read for "
+              f"{', '.join(unreachable_environments(report))}: {len(unjudged)} rollout(s) held unjudged ({rollouts}); "
+              "see docs/runbook.md", file=sys.stderr, flush=True)
+        return exit_codes.METRICS_UNREACHABLE
     return exit_codes.OK
+
+
+def unreachable_environments(report) -> list[str]:
+    """The environments whose Prometheus could not be read for a rollout in flight."""
+    return sorted({d.environment for d in report.decisions if d.metrics_unreachable})
 
 
 def report_json(report) -> str:
@@ -82,7 +99,7 @@ def report_json(report) -> str:
                                         for x in applied.deliveries]}
         decisions.append(entry)
     return json.dumps({"at": report.at.isoformat(), "queries": report.queries, "pushed": report.pushed,
-                       "decisions": decisions}, indent=2)
+                       "metrics_unreachable": unreachable_environments(report), "decisions": decisions}, indent=2)
 
 
 def report_text(report, dry_run: bool) -> str:

@@ -67,6 +67,8 @@ def _text(statuses) -> str:
                 lines.append(f"    rollout   {m.strategy}, stage {m.stage}/{m.last_stage} ({share}% to the candidate), "
                              f"since {since}{in_stage}")
                 lines.append(f"    next      {m.next_gate}")
+                if m.deadline_left is not None:
+                    lines.append(f"    deadline  {_deadline(m)}")
             if m.standby is not None:
                 until = (f"until {m.standby_until.astimezone(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}"
                          if m.standby_until else "until removed by hand")
@@ -77,6 +79,18 @@ def _text(statuses) -> str:
                          "with every live version running")
         lines.append("")
     return "\n".join(lines).rstrip()
+
+
+def _deadline(m) -> str:
+    """"3h after the stage began (2026-11-22 10:30 UTC), 2h30m left, then hold and page on-call once"."""
+    from ..core.types import format_duration
+
+    at = (m.stage_started_at + m.progress_deadline).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    then = "roll back" if m.on_progress_deadline == "rollback" else "hold and page on-call once"
+    head = f"{format_duration(m.progress_deadline)} after the stage began ({at})"
+    if m.deadline_left.total_seconds() >= 0:
+        return f"{head}, {_minutes(m.deadline_left)} left, then {then}"
+    return f"{head}, passed {_minutes(-m.deadline_left)} ago: {then}"
 
 
 def _traffic(m) -> str:

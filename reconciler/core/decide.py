@@ -3,16 +3,22 @@ wait / hold / advance / promote / rollback / stop (and retire for an expired sta
 
 Order of checks, every pass, at every stage (DESIGN.md "Rollout semantics", "Principles" 5):
 
-1. Prometheus unreachable: hold. Nothing is known, so nothing moves, and nothing healthy is
-   rolled back.
+1. Prometheus unreachable: hold (and `reconcile` exits 3). Nothing is known, so nothing moves,
+   and nothing healthy is rolled back.
 2. Rollback triggers on the candidate (metric > max or < min): roll back.
 3. Dead man's switch: a candidate that holds traffic (or mirrored traffic) but has sent no sample
    for longer than its `max_silence` is rolled back, provided the environment's data is otherwise
    fresh (another version still reports, so the silence is the candidate's own).
-4. Stale data (the newest sample of the environment is older than `max_staleness`): hold.
+4. A stage_started_at after `now` (clock skew, a typo): hold, saying so first. Stale data (the
+   newest sample of the environment is older than `max_staleness`): hold.
 5. The stage's minimum duration has not passed: wait.
 6. Too few requests served in the stage for the comparison to mean anything: hold.
 7. Any gate not passing on fresh data: hold, with each gate's reading.
+   Past the stage's progress deadline (`Rollout.progress_deadline_of`), a hold of 6 or 7 on the
+   stage's own evidence (requests counted, a gate failing or without data) takes the release's
+   `on_progress_deadline`: rollback, or page (a hold that notifies once per stage, recorded as
+   `deadline_paged_at`; later passes hold and say when it paged). Holds for lack of data
+   (unreachable, stale, a failed query) never do: missing data does not roll back.
 8. Otherwise the stage is done: advance; at the last stage, promote (or stop, for a release that
    ends in shadow). Advancing into a final 100% stage with no checks of its own promotes at once;
    a final stage with gates or a duration is a post-promotion check: the candidate serves 100%
@@ -28,7 +34,8 @@ on comparisons with stable.
 
 A person's `git revert` of one of the reconciler's commits is an intervention, not a suggestion:
 the rollout it touched is held from moving forward (no advance, promote, stop or retire) until a
-person resumes it (`reconciler resume`, which restarts the stage's clock) or rolls it back.
+person resumes it (`reconciler resume`, which restarts the stage's clock) or rolls it back, and
+the hold is the first thing a pass says about it (before the stage clock or a gate).
 Rollbacks still happen: a trigger or the dead man's switch is as binding after a revert as before.
 """
 
@@ -82,9 +89,25 @@ def _decide_rollout(environment: str, model: str, dep: ModelDeployment, release:
         return decision(Action.ROLLBACK, reasons + [f"traffic back to stable {dep.stable}"],
                         next_stage=None, weight=0, **fields)
 
+    def stuck(reasons: list[str], **fields: object) -> Decision:
+        """A hold on the stage's own requirements (requests, gates); past the stage's progress
+        deadline, the release's stated action: roll back, or hold and page once."""
+        deadline = release.rollout.progress_deadline_of(index)
+        if elapsed is None or elapsed <= deadline:
+            return decision(Action.HOLD, reasons, **fields)
+        late = (f"{stage_text} has not met its gates for {format_duration(elapsed)} > progress deadline "
+                f"{format_duration(deadline)}")
+        if release.rollout.on_progress_deadline == "rollback":
+            return rollback([f"{late}: rolling back"] + reasons, **fields)
+        paged = dep.deadline_paged_at
+        if paged is not None and started is not None and paged >= started:
+            return decision(Action.HOLD, [f"{late}: holding; on-call was paged at {utc_text(paged)}"] + reasons,
+                            **fields)
+        return decision(Action.PAGE, [f"{late}: holding and paging on-call"] + reasons, **fields)
+
     if obs.error is not None:
         return decision(Action.HOLD, [f"Prometheus unreachable: {obs.error}; holding: nothing advances or rolls "
-                                      "back on missing data"])
+                                      "back on missing data"], metrics_unreachable=True)
 
     breaches = []
     unchecked = []
@@ -118,9 +141,12 @@ def _decide_rollout(environment: str, model: str, dep: ModelDeployment, release:
             return rollback([f"dead man's switch: no samples from {label} for {format_duration(silent)} "
                              f"(max silence {format_duration(limit)}) while it holds {share}"])
 
+    future = future_start_hold(environment, model, started, now)
+    if future is not None:  # before any other hold: a person must fix the file, whatever the metrics say
+        return decision(Action.HOLD, [future] + unchecked)
     if obs.last_sample_error is not None:
         return decision(Action.HOLD, [f"cannot tell how fresh the data is: {obs.last_sample_error}; holding"]
-                        + unchecked)
+                        + unchecked, metrics_unreachable=True)
     if not environment_fresh:
         age = "no samples at all" if newest is None else f"the newest sample is {format_duration(now - newest)} old"
         return decision(Action.HOLD, [f"stale data: {age} (max staleness {format_duration(metrics.max_staleness)}); "
@@ -128,10 +154,6 @@ def _decide_rollout(environment: str, model: str, dep: ModelDeployment, release:
     if started is None:
         return decision(Action.HOLD, [f"stage_started_at is not set for {model} in {environment}: set it to when "
                                       "the stage began (reconciler start does)"])
-    if now < started:
-        return decision(Action.HOLD, [f"stage_started_at {utc_text(started)} is after {utc_text(now)}: a clock or "
-                                      "a hand edit is wrong; holding until it is in the past"])
-
     if elapsed is not None and elapsed < stage.min_duration:
         return decision(Action.WAIT, [f"{stage_text} has run {format_duration(elapsed)} of "
                                       f"{format_duration(stage.min_duration)}"] + unchecked)
@@ -141,8 +163,8 @@ def _decide_rollout(environment: str, model: str, dep: ModelDeployment, release:
             return decision(Action.HOLD, [f"requests: query failed: {obs.requests.error}"] + unchecked)
         served = obs.requests.served_since(cand, started, metrics.window)
         if served < stage.min_requests:
-            return decision(Action.HOLD, [f"{label} served {served:,.0f} of {stage.min_requests:,} requests "
-                                          f"required at {stage_text}"] + unchecked)
+            return stuck([f"{label} served {served:,.0f} of {stage.min_requests:,} requests required at "
+                          f"{stage_text}"] + unchecked)
 
     candidate_fresh = _fresh(obs.last_sample.get(cand), fresh_limit)
     checks = tuple(check_gate(
@@ -157,7 +179,10 @@ def _decide_rollout(environment: str, model: str, dep: ModelDeployment, release:
         return rollback([f"post-promotion check failed: {c.message}" for c in failing if c.phase is Phase.FAIL],
                         gates=checks)
     if failing:
-        return decision(Action.HOLD, [f"{c.phase}: {c.message}" for c in failing] + unchecked, gates=checks)
+        held = [f"{c.phase}: {c.message}" for c in failing] + unchecked
+        if any(c.phase is not Phase.ERROR for c in failing):  # the stage's own evidence, not a failed query
+            return stuck(held, gates=checks)
+        return decision(Action.HOLD, held, gates=checks)
     if unchecked:  # fail safe: a trigger nobody could check never lets a rollout move on
         return decision(Action.HOLD, unchecked + ["holding until every rollback trigger can be checked"],
                         gates=checks)
@@ -179,6 +204,22 @@ def _promote(decision, release: Release, passed: list[str], checks: tuple, now: 
              next_stage: int | None = None) -> Decision:
     until = now + release.rollout.standby_window
     return decision(Action.PROMOTE, passed, next_stage=next_stage, weight=100, gates=checks, standby_until=until)
+
+
+def in_the_future(started: datetime, now: datetime) -> str:
+    """"stage_started_at 2027-01-01T00:00:00Z is in the future (39d14h after now, 2026-11-22T10:00:00Z)"."""
+    return f"stage_started_at {utc_text(started)} is in the future ({format_duration(started - now)} after now, " \
+           f"{utc_text(now)})"
+
+
+def future_start_hold(environment: str, model: str, started: datetime | None, now: datetime) -> str | None:
+    """Why a rollout whose stage starts after `now` holds (None when it does not): its clock would
+    run backwards, so nothing about the stage can be timed. `decide` and `status` both say this."""
+    if started is None or started <= now:
+        return None
+    return (f"{in_the_future(started, now)}: a clock is skewed or a hand edit is wrong; holding, never advancing, "
+            f"until it is fixed: set models.{model}.stage_started_at in environments/{environment}.yaml to when "
+            "the stage began")
 
 
 def _fresh(sample: datetime | None, limit: datetime) -> bool:
@@ -237,13 +278,14 @@ class Revert:
     at: datetime
 
 
-#: What a revert stops: the moves a person undid, which the next pass would otherwise redo.
-HELD_BY_REVERT = frozenset({Action.ADVANCE, Action.PROMOTE, Action.STOP, Action.RETIRE})
-
-
 def respect_revert(decision: Decision, revert: Revert | None) -> Decision:
-    """Hold a forward move on a rollout a person reverted; anything else stands."""
-    if revert is None or decision.action not in HELD_BY_REVERT:
+    """Hold a rollout a person reverted, whatever the pass would do, except roll it back.
+
+    Forward moves (the ones a person undid, which the pass would otherwise redo) become holds; a
+    wait or a hold leads with the revert too, because the revert, not the stage clock or a gate,
+    is what binds the rollout until a person resumes it.
+    """
+    if revert is None or decision.action is Action.ROLLBACK:
         return decision
     return replace(decision, action=Action.HOLD, next_stage=decision.stage, weight=decision.previous_weight,
                    reasons=(f"held: {revert.sha[:12]} reverted the reconciler's {revert.action} "

@@ -25,6 +25,7 @@ class Action(StrEnum):
     RETIRE = "retire"  # the standby's window ended: it is removed
     START = "start"  # a rollout begins (by hand, after the pre-deployment gates)
     RESUME = "resume"  # by hand, after a person's revert held the rollout: the stage's clock restarts
+    PAGE = "page"  # held past the stage's progress deadline: notify once (recorded as deadline_paged_at)
 
     @property
     def commits(self) -> bool:
@@ -50,6 +51,7 @@ class Decision:
     standby_until: datetime | None = None  # PROMOTE: when the old stable will be retired
     time_in_stage: timedelta | None = None
     manual: bool = False
+    metrics_unreachable: bool = False  # held unjudged: Prometheus could not be read at all (reconcile exits 3)
     notes: list[str] = field(default_factory=list, compare=False)  # what applying it reported (notifications)
 
     def to_dict(self) -> dict[str, object]:

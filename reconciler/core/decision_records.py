@@ -21,6 +21,7 @@ from datetime import datetime
 
 from .decision import Action, Decision
 from .environment import ModelDeployment
+from .gates import printed
 from .types import format_duration, utc_text
 
 Changes = dict[str, object]  # environment file key under models.<model> -> new value (None removes it)
@@ -33,19 +34,22 @@ def pointer_changes(dep: ModelDeployment, decision: Decision) -> Changes:
     and candidate, stage, stage_started_at removed.
     """
     action, at = decision.action, decision.at
+    paged = {"deadline_paged_at": None} if dep.deadline_paged_at is not None else {}  # a new stage: a new deadline
     if action is Action.START:
-        return {"candidate": decision.candidate, "stage": 0, "stage_started_at": at}
+        return {"candidate": decision.candidate, "stage": 0, "stage_started_at": at, **paged}
     if action is Action.ADVANCE:
-        return {"stage": decision.next_stage, "stage_started_at": at}
+        return {"stage": decision.next_stage, "stage_started_at": at, **paged}
     if action is Action.RESUME:
-        return {"stage_started_at": at}
+        return {"stage_started_at": at, **paged}
+    if action is Action.PAGE:
+        return {"deadline_paged_at": at}
     if action is Action.PROMOTE:
         return {"stable": decision.candidate, "standby": dep.stable, "standby_until": decision.standby_until,
-                "candidate": None, "stage": None, "stage_started_at": None}
+                "candidate": None, "stage": None, "stage_started_at": None, **paged}
     if action is Action.ROLLBACK and dep.candidate is None:  # by hand, back to the standby
         return {"stable": dep.standby, "standby": None, "standby_until": None}
     if action in (Action.ROLLBACK, Action.STOP):
-        return {"candidate": None, "stage": None, "stage_started_at": None}
+        return {"candidate": None, "stage": None, "stage_started_at": None, **paged}
     if action is Action.RETIRE:
         return {"standby": None, "standby_until": None}
     raise ValueError(f"{action} changes nothing")
@@ -60,6 +64,8 @@ def subject(decision: Decision) -> str:
         return f"Advance {where} to stage {d.next_stage} ({d.weight}%)"
     if d.action is Action.RESUME:
         return f"Resume {where} at stage {d.stage} ({d.weight}%)"
+    if d.action is Action.PAGE:
+        return f"Page on-call: {where} is stuck at stage {d.stage} ({d.weight}%) past its progress deadline"
     if d.action is Action.PROMOTE:
         return f"Promote {where} to stable ({d.stable} on standby until {utc_text(d.standby_until)})"
     if d.action is Action.ROLLBACK:
@@ -99,8 +105,8 @@ def incident_record(decision: Decision, timeline: list[tuple[datetime, str]]) ->
         "detected_at": utc_text(d.at), "manual": d.manual,
         "stage": d.stage, "weight_before": d.previous_weight,
         "time_in_stage": None if d.time_in_stage is None else format_duration(d.time_in_stage),
-        "breaches": [{"metric": b.metric, "value": b.value, "bound": b.bound, "threshold": b.threshold,
-                      "message": b.message} for b in d.breaches],
+        "breaches": [{"metric": b.metric, "value": printed(b.value), "bound": b.bound,
+                      "threshold": printed(b.threshold), "message": b.message} for b in d.breaches],
         "reasons": list(d.reasons),
         "timeline": [{"at": utc_text(at), "event": event} for at, event in events],
         "next_steps": [

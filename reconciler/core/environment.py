@@ -178,6 +178,9 @@ class ModelDeployment(Frozen):
     stage_started_at: AwareDatetime | None = None
     pool: DnsLabel = Field(description="the GPU pool that serves this model")
     replicas: int = Field(default=1, ge=1, le=1000, description="replicas per live version")
+    deadline_paged_at: AwareDatetime | None = Field(
+        default=None, description="when the reconciler paged that the candidate's stage passed its progress "
+                                  "deadline (on_progress_deadline: hold): the page goes out once per stage")
 
     @model_validator(mode="after")
     def _standby_until_needs_standby(self) -> ModelDeployment:

@@ -38,9 +38,18 @@ class Breach:
 
 def number(value: float) -> str:
     """Short, exact enough for people: 0.0812 -> "0.0812", 1840.4 -> "1,840", 2.3149 -> "2.315"."""
-    short = f"{value:.4g}"
-    if abs(value) >= 1000 or abs(float(short)) >= 1000:  # 999.99999 rounds to 1000: print it as 1,000
-        return f"{value:,.0f}"
+    shown = printed(value)
+    return f"{shown:,}" if isinstance(shown, int) else f"{value:.4g}"
+
+
+def printed(value: float) -> float | int:
+    """`number`'s rounding, kept a number for records machines read too (incident YAML):
+    0.08999999999999998 -> 0.09, 1840.4 -> 1840, 999.99999 -> 1000; inf and nan stay as they are."""
+    if not math.isfinite(value):
+        return value
+    short = float(f"{value:.4g}")
+    if abs(value) >= 1000 or abs(short) >= 1000:  # 999.99999 rounds to 1000: print it as 1,000
+        return round(value)
     return short
 
 

@@ -193,6 +193,10 @@ class Stage(Frozen):
     min_duration: Duration = timedelta(0)
     min_requests: int = Field(default=0, ge=0)
     gates: list[Gate] = Field(default_factory=list)
+    progress_deadline: PositiveDuration | None = Field(
+        default=None, exclude_if=lambda v: v is None,  # absent: rendered release manifests stay as they were
+        description="how long after it began the stage may go without meeting its requests and gates before "
+                    "rollout.on_progress_deadline applies; unset: the rollout's progress_deadline")
 
 
 class RollbackTrigger(Frozen):
@@ -247,6 +251,11 @@ DEFAULT_STAGES: dict[str, list[dict[str, Any]]] = {
     ],
 }
 
+#: A stage with no progress_deadline of its own or the rollout's gets DEADLINE_FACTOR x its
+#: min_duration, at least MIN_DEFAULT_DEADLINE (docs/formats.md "Progress deadline").
+DEADLINE_FACTOR = 3
+MIN_DEFAULT_DEADLINE = timedelta(hours=1)
+
 DEFAULT_ROLLBACK_TRIGGERS: list[dict[str, Any]] = [
     {"metric": "error_rate", "max": 0.05},
     {"metric": "safety_violation_rate", "max": 0.01},
@@ -266,6 +275,14 @@ class Rollout(Frozen):
     dead_mans_switch: DeadMansSwitch = DeadMansSwitch()
     standby_window: Duration = timedelta(hours=72)
     notify: list[NotificationTarget] = Field(default_factory=list)
+    progress_deadline: PositiveDuration | None = Field(
+        default=None, exclude_if=lambda v: v is None,  # absent: rendered release manifests stay as they were
+        description="the progress deadline of every stage without its own; unset: 3 x the stage's min_duration, "
+                    "at least 1h")
+    on_progress_deadline: Literal["rollback", "hold"] = Field(
+        default="hold", exclude_if=lambda v: v == "hold",  # the default is not written: manifests stay as they were
+        description="a stage past its progress deadline is rolled back, or held with one notification to the "
+                    "notify targets (hold)")
 
     @model_validator(mode="before")
     @classmethod
@@ -275,6 +292,16 @@ class Rollout(Frozen):
             if isinstance(strategy, str) and strategy in DEFAULT_STAGES:
                 return {**data, "stages": DEFAULT_STAGES[strategy]}
         return data
+
+    def progress_deadline_of(self, index: int) -> timedelta:
+        """How long stage `index` may go without advancing: its own deadline, else the rollout's,
+        else 3 x its min_duration, at least 1h.
+
+        Example: the default canary's stage 2 (min_duration 4h) -> 12h; stage 0 (no duration) -> 1h.
+        """
+        stage = self.stages[index]
+        return (stage.progress_deadline or self.progress_deadline
+                or max(DEADLINE_FACTOR * stage.min_duration, MIN_DEFAULT_DEADLINE))
 
     def gate_metrics(self) -> set[str]:
         """Every metric name the rollout reads: the environment must define a query for each."""

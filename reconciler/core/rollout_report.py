@@ -147,6 +147,7 @@ class RolloutReport:
     source: str = ""  # where the series came from ("Prometheus at http://...")
     step: timedelta | None = None  # the series' resolution
     notes: tuple[str, ...] = ()
+    progress_deadline: str | None = None  # each stage's deadline and its action (`progress_deadlines`)
 
 
 # --- what the commits say ---------------------------------------------------------------------------
@@ -164,8 +165,8 @@ def stage_spans(commits: Sequence[CommitRecord], end: datetime) -> list[StageSpa
     spans: list[StageSpan] = []
     current: tuple[int, datetime] | None = None
     for commit in commits:
-        if not commit.stage:
-            continue
+        if not commit.stage or (commit.action == "page" and current is not None and commit.new_stage == current[0]):
+            continue  # a page ("2 -> 2") leaves the stage and its clock running
         if current is not None:
             spans.append(StageSpan(current[0], current[1], commit.at))
         new = commit.new_stage
@@ -218,6 +219,24 @@ def gate_bounds(rollout: Rollout, commits: Sequence[CommitRecord], end: datetime
             bounds += [Bound(trigger.metric, name, value, "rollback trigger", *flying)
                        for name, value in (("min", trigger.min), ("max", trigger.max)) if value is not None]
     return bounds
+
+
+def progress_deadlines(rollout: Rollout, commits: Sequence[CommitRecord], end: datetime) -> str:
+    """Each stage's progress deadline, its action, and when the stage in flight (if any) reaches it.
+
+    Example: "stage 0: 1h, stage 1: 3h, stage 2: 12h after the stage began; then hold and page
+    on-call once. Stage 2, in flight, reaches it at 2026-11-20T22:05:00Z".
+    """
+    each = ", ".join(f"stage {i}: {format_duration(rollout.progress_deadline_of(i))}"
+                     for i in range(len(rollout.stages)))
+    then = "roll back" if rollout.on_progress_deadline == "rollback" else "hold and page on-call once"
+    text = f"{each} after the stage began; then {then}"
+    spans = stage_spans(commits, end)
+    if not spans or any(c.action in TERMINAL for c in commits) or spans[-1].stage >= len(rollout.stages):
+        return text
+    last = spans[-1]
+    due = last.start + rollout.progress_deadline_of(last.stage)
+    return f"{text}. Stage {last.stage}, in flight, {'passed' if due <= end else 'reaches'} it at {utc_text(due)}"
 
 
 def report_metrics(rollout: Rollout) -> list[str]:
@@ -289,7 +308,7 @@ WIDTH, HEIGHT, WEIGHT_HEIGHT = 960, 250, 190
 LEFT, RIGHT, TOP, BOTTOM = 64, 168, 26, 30
 COLORS = {"candidate": "#d9480f", "stable": "#1c7ed6", "upper": "#c92a2a", "lower": "#7048e8"}
 ACTION_COLORS = {"start": "#495057", "advance": "#2b8a3e", "promote": "#1864ab", "rollback": "#c92a2a",
-                 "stop": "#5f3dc4", "retire": "#868e96", "": "#e67700"}
+                 "stop": "#5f3dc4", "retire": "#868e96", "page": "#f08c00", "": "#e67700"}
 _TIME_STEPS = [timedelta(minutes=m) for m in (1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720)] + \
     [timedelta(days=d) for d in (1, 2, 7, 14, 28)]
 
@@ -548,6 +567,8 @@ def render_html(report: RolloutReport) -> str:
              ("metrics from", report.source or "nowhere")]
     if report.step is not None:
         facts.append(("resolution", f"one point per {format_duration(report.step)}"))
+    if report.progress_deadline:
+        facts.append(("progress deadline", report.progress_deadline))
     out += [f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in facts]
     out.append("</dl>")
     out += [f'<p class="note">{_e(note)}</p>' for note in report.notes]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from .decide import future_start_hold
 from .repository import Repository
 from .release import Gate, Release
 from .traffic import PoolDemand, pool_demand, traffic_split
@@ -28,6 +29,9 @@ class ModelStatus:
     standby_until: datetime | None = None
     time_in_stage: timedelta | None = None
     next_gate: str | None = None  # what the stage still needs before the candidate moves on
+    progress_deadline: timedelta | None = None  # how long after it began the stage may go without advancing
+    on_progress_deadline: str | None = None  # then: "rollback" or "hold" (and page once)
+    deadline_left: timedelta | None = None  # until the deadline; negative once it has passed
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -39,7 +43,14 @@ class ModelStatus:
             "standby_until": utc_text(self.standby_until) if self.standby_until else None,
             "time_in_stage_seconds": None if self.time_in_stage is None else int(self.time_in_stage.total_seconds()),
             "next_gate": self.next_gate,
+            "progress_deadline_seconds": _seconds(self.progress_deadline),
+            "deadline_left_seconds": _seconds(self.deadline_left),
+            "on_progress_deadline": self.on_progress_deadline,
         }
+
+
+def _seconds(span: timedelta | None) -> int | None:
+    return None if span is None else int(span.total_seconds())
 
 
 @dataclass(frozen=True)
@@ -93,6 +104,12 @@ def repository_status(repo: Repository, now: datetime | None = None) -> list[Env
             candidate = repo.release(model, dep.candidate) if dep.candidate else None
             split = traffic_split(dep, candidate)
             in_stage = now - dep.stage_started_at if candidate and now and dep.stage_started_at else None
+            future = future_start_hold(name, model, dep.stage_started_at, now) if candidate and now else None
+            if future is not None:
+                in_stage = None  # a clock running backwards times nothing
+            needs = f"held: {future}" if future else next_gate(candidate, dep.stage, in_stage) if candidate else None
+            deadline = candidate.rollout.progress_deadline_of(min(dep.stage, len(candidate.rollout.stages) - 1)) \
+                if candidate else None
             rows.append(ModelStatus(
                 model, dep.stable, dep.candidate, dep.standby,
                 candidate.rollout.strategy if candidate else None,
@@ -100,7 +117,8 @@ def repository_status(repo: Repository, now: datetime | None = None) -> list[Env
                 len(candidate.rollout.stages) - 1 if candidate else None,
                 dep.stage_started_at if candidate else None,
                 split.weights, split.mirror, dep.pool, dep.replicas, dep.standby_until, in_stage,
-                next_gate(candidate, dep.stage, in_stage) if candidate else None))
+                needs, deadline, candidate.rollout.on_progress_deadline if candidate else None,
+                deadline - in_stage if deadline is not None and in_stage is not None else None))
         out.append(EnvironmentStatus(name, env.cluster.name, env.cluster.region, env.policy.protected, rows,
                                      pool_demand(repo, env)))
     return out

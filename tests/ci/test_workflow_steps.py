@@ -230,6 +230,13 @@ def test_a_fork_gets_a_notice_and_no_comment(tmp_path: Path) -> None:
 # --- the reconcile job --------------------------------------------------------------------------------
 
 
+UNREACHABLE_SUMMARY = (
+    "### Sluice reconcile: Prometheus unreachable (exit 3)\n\n"
+    "**No rollout in staging was judged**: Prometheus could not be read, so each one holds where it is "
+    "(nothing advances, nothing rolls back). Check that Prometheus is up and reachable from this runner "
+    "(docs/runbook.md, \"Prometheus unreachable\").\n")
+
+
 def reconcile_pass(work: Path, tools: Path) -> StepRun:
     return run_step(step_named(RECONCILE, "reconciler reconcile"), work, {"PROMETHEUS_URL": closed_port_url()},
                     (tools,))
@@ -237,7 +244,9 @@ def reconcile_pass(work: Path, tools: Path) -> StepRun:
 
 def test_a_pass_that_pushes_says_so_and_its_summary_shows_the_decisions(checkout: Path, tools: Path) -> None:
     """prod's standby window ended long ago: the pass retires it (a commit, pushed); staging's two
-    rollouts hold, since Prometheus does not answer. A second pass has nothing to push."""
+    rollouts hold, since Prometheus does not answer, so the step fails with exit 3, an error
+    annotation and a summary that leads with it, and still says it moved main (main.yml must
+    apply the retire). A second pass has nothing to push, and fails the same way."""
     prod = checkout / "environments" / "prod.yaml"
     text = prod.read_text()
     assert '    standby: "1.1.0"' in text
@@ -246,8 +255,10 @@ def test_a_pass_that_pushes_says_so_and_its_summary_shows_the_decisions(checkout
     git(checkout, "push", "-q", "origin", "main")
 
     first = reconcile_pass(checkout, tools)
-    assert first.code == 0, first.stderr
+    assert first.code == 3, first.stderr
     assert first.outputs == {"moved": "true"}
+    assert "::error title=Prometheus unreachable (exit 3)::" in first.stdout
+    assert first.summary.startswith(UNREACHABLE_SUMMARY)
     head = git(checkout, "rev-parse", "origin/main").strip()
     assert git(checkout, "log", "-1", "--format=%s", head).strip() == "Retire standby chat-assistant 1.1.0 in prod"
     assert git(checkout, "ls-remote", "origin", "main").split()[0] == head
@@ -258,7 +269,8 @@ def test_a_pass_that_pushes_says_so_and_its_summary_shows_the_decisions(checkout
     assert summary.count("| staging |") == 2 and summary.count("**hold**") == 2
 
     second = reconcile_pass(checkout, tools)
-    assert second.code == 0, second.stderr
+    assert second.code == 3, second.stderr
+    assert second.summary.startswith(UNREACHABLE_SUMMARY)
     assert second.outputs == {"moved": "false"}
     assert "nothing pushed" in second.summary and "**retire**" not in second.summary
 
@@ -313,6 +325,17 @@ def test_the_summary_says_when_nothing_is_in_flight() -> None:
     assert "0 decision(s)" in text and "No rollout in flight." in text and "|" not in text
 
 
-@pytest.mark.parametrize("report, code", [("", 2), ("not json", 0), ("[]", 0), ('{"at": "t", "decisions": []}', 1)])
+def test_the_summary_of_a_pass_that_could_not_read_prometheus_leads_with_it_then_the_decisions() -> None:
+    report = {"at": "t", "queries": 1, "pushed": False, "metrics_unreachable": ["staging", "prod"], "decisions": [{
+        "environment": "staging", "model": "m", "candidate": "2.0.0", "action": "hold", "stage": 1, "next_stage": 1,
+        "weight": 5, "reasons": ["Prometheus unreachable: connection refused"]}]}
+    text = summarise(json.dumps(report), 3)
+    assert text.startswith("### Sluice reconcile: Prometheus unreachable (exit 3)\n\n"
+                           "**No rollout in staging, prod was judged**")
+    assert "| staging | m | 2.0.0 | **hold** | 1 | 5% | Prometheus unreachable: connection refused |  |" in text
+
+
+@pytest.mark.parametrize("report, code", [("", 2), ("not json", 0), ("[]", 0), ('{"at": "t", "decisions": []}', 1),
+                                          ("", 3)])
 def test_the_summary_of_a_failed_pass_says_it_failed(report: str, code: int) -> None:
     assert summarise(report, code).startswith(f"### Sluice reconcile failed (exit {code})")

@@ -203,6 +203,24 @@ def test_status_as_of_a_time_says_how_long_and_what_is_next(capsys: pytest.Captu
     assert "    standby   1.1.0, kept until removed by hand" in out
 
 
+def test_status_says_how_long_is_left_before_each_stage_s_progress_deadline(capsys: pytest.CaptureFixture[str],
+                                                                            example_repo: Path) -> None:
+    """staging's chat-assistant is at stage 1 (min 1h: deadline 3h) since 09:00 the day before, past
+    its deadline at 08:00; code-completion's blue/green stage 0 (min 1h: 3h) began at 07:30."""
+    code, out, _ = run(capsys, "status", str(example_repo), "--at", "2026-11-22T08:00:00Z")
+    assert code == 0
+    assert ("    deadline  3h after the stage began (2026-11-21 12:00 UTC), passed 20h ago: hold and page on-call "
+            "once") in out
+    assert ("    deadline  3h after the stage began (2026-11-22 10:30 UTC), 2h30m left, then hold and page on-call "
+            "once") in out
+    code, out, _ = run(capsys, "status", str(example_repo), "--format", "json", "--at", "2026-11-22T08:00:00Z")
+    staging = json.loads(out)["environments"][1]
+    chat, code_completion = staging["models"]
+    assert (chat["progress_deadline_seconds"], chat["deadline_left_seconds"], chat["on_progress_deadline"]) == \
+        (3 * 3600, -20 * 3600, "hold")
+    assert code_completion["deadline_left_seconds"] == 2 * 3600 + 30 * 60
+
+
 def test_status_json(capsys: pytest.CaptureFixture[str], example_repo: Path) -> None:
     code, out, _ = run(capsys, "status", str(example_repo), "--format", "json")
     assert code == 0

@@ -40,6 +40,8 @@ DOWN = "http://127.0.0.1:9"  # the discard port: connection refused
 GIT_DATE = "2026-11-21T09:00:00Z"
 UNREACHABLE = ("Prometheus unreachable: cannot reach Prometheus at http://127.0.0.1:9: connection refused; "
                "holding: nothing advances or rolls back on missing data")
+UNJUDGED_STAGING = ("reconciler reconcile: exit 3: Prometheus could not be read for staging: 2 rollout(s) held "
+                    "unjudged (chat-assistant 1.3.0, code-completion 2.1.0); see docs/runbook.md\n")
 
 
 # --- a git repository around a copy of the example ---------------------------------------------------
@@ -356,6 +358,7 @@ def test_watch_sleeps_the_interval_between_passes(capsys: pytest.CaptureFixture[
     assert code == 0, err
     assert slept == [90.0, 90.0]
     assert out.count("reconcile at ") == 2
+    assert err == UNJUDGED_STAGING * 2  # Prometheus down: every pass says so, and the loop goes on
 
 
 # --- start ---------------------------------------------------------------------------------------------
@@ -612,7 +615,7 @@ def test_reconcile_dry_run_holds_everything_when_prometheus_is_unreachable(capsy
                                                                           repo: Path) -> None:
     before = head(repo)
     code, out, err = run(capsys, "reconcile", str(repo), "--prometheus", DOWN, "--at", AT, "--dry-run")
-    assert (code, err) == (0, "")
+    assert (code, err) == (3, UNJUDGED_STAGING)
     assert out.splitlines() == [
         "reconcile at 2026-11-22T10:00:00Z: 2 decision(s), 1 Prometheus query (dry run: nothing written)",
         "  staging chat-assistant 1.3.0: hold stage 1 (1%)",
@@ -626,12 +629,13 @@ def test_reconcile_dry_run_holds_everything_when_prometheus_is_unreachable(capsy
 def test_reconcile_json_has_exactly_the_documented_shape(capsys: pytest.CaptureFixture[str], repo: Path) -> None:
     code, out, err = run(capsys, "reconcile", str(repo), "--prometheus", DOWN, "--at", AT, "--dry-run",
                          "--format", "json")
-    assert (code, err) == (0, "")
+    assert (code, err) == (3, UNJUDGED_STAGING)
     report = json.loads(out)
     assert report == {
         "at": "2026-11-22T10:00:00+00:00",
         "queries": 1,  # staging only: prod has nothing in flight, so it is not queried
         "pushed": False,
+        "metrics_unreachable": ["staging"],
         "decisions": [
             {"environment": "staging", "model": "chat-assistant", "candidate": "1.3.0", "action": "hold",
              "stage": 1, "next_stage": 1, "weight": 1, "reasons": [UNREACHABLE]},
@@ -645,18 +649,20 @@ def test_reconcile_of_one_environment_with_nothing_in_flight_sends_no_query(caps
                                                                            repo: Path) -> None:
     code, out, _ = run(capsys, "reconcile", str(repo), "-e", "prod", "--prometheus", DOWN, "--at", AT, "--dry-run",
                        "--format", "json")
-    assert code == 0
-    assert json.loads(out) | {"at": None} == {"at": None, "queries": 0, "pushed": False, "decisions": []}
+    assert code == 0  # nothing in flight: nothing left unjudged, whatever Prometheus does
+    assert json.loads(out) | {"at": None} == {"at": None, "queries": 0, "pushed": False, "metrics_unreachable": [],
+                                              "decisions": []}
 
 
 def test_reconcile_with_prometheus_down_still_retires_an_expired_standby(capsys: pytest.CaptureFixture[str],
                                                                         repo: Path) -> None:
-    """Retiring needs no metrics; the rollouts hold; the retire is committed (not a dry run)."""
+    """Retiring needs no metrics; the rollouts hold (no rollback) and the pass exits 3 for them; the
+    retire is committed (not a dry run)."""
     set_standby_until(repo, "2026-11-22T09:00:00")
     commit_all(repo, "standby window set")
     before = head(repo)
     code, out, err = run(capsys, "reconcile", str(repo), "--prometheus", DOWN, "--at", AT, "--format", "json")
-    assert (code, err) == (0, "")
+    assert (code, err) == (3, UNJUDGED_STAGING)
     report = json.loads(out)
     actions = [(d["environment"], d["model"], d["action"]) for d in report["decisions"]]
     assert actions == [("prod", "chat-assistant", "retire"), ("staging", "chat-assistant", "hold"),
@@ -677,7 +683,7 @@ def test_reconcile_push_retires_on_origin_too(capsys: pytest.CaptureFixture[str]
     commit_all(repo, "standby window set")
     bare = with_origin(repo, tmp_path)
     code, out, err = run(capsys, "reconcile", str(repo), "--prometheus", DOWN, "--at", AT, "--push")
-    assert (code, err) == (0, "")
+    assert (code, err) == (3, UNJUDGED_STAGING)
     assert out.splitlines()[-1] == "pushed after 1 attempt(s)"
     assert git(bare, "log", "-1", "--format=%s", "main").strip() == "Retire standby chat-assistant 1.1.0 in prod"
     assert git(bare, "rev-parse", "main").strip() == head(repo)
@@ -721,6 +727,42 @@ def test_status_json_says_time_in_stage_next_gate_and_standby_until(capsys: pyte
     assert prod_chat["time_in_stage_seconds"] is None and prod_chat["next_gate"] is None
     for entry in models.values():
         assert {"time_in_stage_seconds", "next_gate", "standby_until"} <= set(entry)
+
+
+def set_stage_started_at(root: Path, when: str) -> None:
+    """staging's chat-assistant (1.3.0 at stage 1) began its stage at `when`."""
+    mutate_yaml(root / STAGING, lambda d: d["models"]["chat-assistant"].__setitem__("stage_started_at", utc(when)))
+
+
+def test_validate_refuses_a_stage_that_starts_in_the_future_beyond_the_clock_skew_allowance(
+        capsys: pytest.CaptureFixture[str], repo: Path) -> None:
+    set_stage_started_at(repo, "2027-01-01T00:00:00")
+    code, out, _ = run(capsys, "validate", str(repo), "--at", AT)
+    assert code == 1
+    [line] = [x for x in out.splitlines() if "stage_started_at" in x]
+    assert line == ("environments/staging.yaml:42:5: error: models.chat-assistant.stage_started_at: chat-assistant: "
+                    "stage_started_at 2027-01-01T00:00:00Z is in the future (39d14h after now, 2026-11-22T10:00:00Z), "
+                    "more than the 5m allowed for clock skew; fix: set it to when the stage began, at or before now "
+                    "(and check the clock of whatever wrote it) [stage]")
+    set_stage_started_at(repo, "2026-11-22T10:04:59")  # within the allowance: a runner's clock a little ahead
+    assert run(capsys, "validate", str(repo), "--at", AT)[0] == 0
+
+
+def test_status_shows_a_stage_that_starts_in_the_future_as_held(capsys: pytest.CaptureFixture[str],
+                                                                 repo: Path) -> None:
+    set_stage_started_at(repo, "2027-01-01T00:00:00")
+    code, out, _ = run(capsys, "status", str(repo), "--format", "json", "--at", AT)
+    assert code == 0
+    staging = next(env for env in json.loads(out)["environments"] if env["name"] == "staging")
+    chat = next(m for m in staging["models"] if m["model"] == "chat-assistant")
+    assert chat["time_in_stage_seconds"] is None
+    assert chat["next_gate"] == (
+        "held: stage_started_at 2027-01-01T00:00:00Z is in the future (39d14h after now, 2026-11-22T10:00:00Z): "
+        "a clock is skewed or a hand edit is wrong; holding, never advancing, until it is fixed: set "
+        "models.chat-assistant.stage_started_at in environments/staging.yaml to when the stage began")
+    code, out, _ = run(capsys, "status", str(repo), "--at", AT)
+    assert "    next      held: stage_started_at 2027-01-01T00:00:00Z is in the future" in out
+    assert " ago" not in out.split("chat-assistant")[2].split("code-completion")[0]
 
 
 def test_status_follows_a_start(capsys: pytest.CaptureFixture[str], repo: Path) -> None:

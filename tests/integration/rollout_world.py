@@ -263,16 +263,16 @@ class World:
         return self.cli("reconcile", str(self.root), "--at", z(when), "--prometheus", url, "--format", "json",
                         *extra, when=when)
 
-    def pass_at(self, when: datetime, *extra: str, prometheus: str | None = None) -> Step:
+    def pass_at(self, when: datetime, *extra: str, prometheus: str | None = None, code: int = 0) -> Step:
         """One reconcile pass at `when`, checked against what every pass promises:
 
-        exit 0; one commit per decision that changes something (wait and hold commit nothing),
-        in the decisions' order, each carrying the decision's action, environment, model,
+        exit `code` (3: Prometheus could not be read for a rollout in flight); one commit per
+        decision that changes something (wait and hold commit nothing), in the decisions' order, each carrying the decision's action, environment, model,
         version and instant as trailers; nothing left uncommitted; the file's comments intact.
         """
         before = self.head()
         run = self.reconcile(when, *extra, prometheus=prometheus)
-        assert run.code == 0, run.err
+        assert run.code == code, run.err
         decisions = run.json["decisions"]
         commits = self.log(since=before)
         committing = [d for d in decisions if d["action"] not in ("wait", "hold")]

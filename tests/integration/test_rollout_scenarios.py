@@ -244,8 +244,9 @@ def test_a_candidate_silent_for_longer_than_max_silence_is_rolled_back_on_the_ne
 def test_with_prometheus_down_every_rollout_holds_and_nothing_is_written(
         world: World, prometheus) -> None:  # noqa: F811
     """Two rollouts in flight (chat-assistant canary, code-completion blue/green). With the server
-    stopped, and with --prometheus naming a closed port, each pass exits 0, every rollout holds and
-    says Prometheus is unreachable, and neither the environment file nor git changes."""
+    stopped, and with --prometheus naming a closed port, each pass exits 3 (METRICS_UNREACHABLE),
+    every rollout holds and says Prometheus is unreachable, and neither the environment file nor
+    git changes."""
     server = world.serve(prometheus, chat_history(RAMP) + [
         Traffic(CODE, "2.0.0", at(-15), at(20), rps=50, **HEALTHY)])
     world.start(CHAT, "1.3.0", at(0))
@@ -255,8 +256,12 @@ def test_with_prometheus_down_every_rollout_holds_and_nothing_is_written(
 
     server.stop()
     for url in (server.url, f"http://127.0.0.1:{closed_port()}"):
-        step = world.pass_at(at(12), prometheus=url)  # chat-assistant's stage 1 would be due now
+        step = world.pass_at(at(12), prometheus=url, code=3)  # chat-assistant's stage 1 would be due now
         assert step.actions == [(CHAT, "hold"), (CODE, "hold")]
+        assert step.run.json["metrics_unreachable"] == ["staging"]
+        assert step.run.err == ("reconciler reconcile: exit 3: Prometheus could not be read for staging: 2 "
+                                "rollout(s) held unjudged (chat-assistant 1.3.0, code-completion 2.1.0); "
+                                "see docs/runbook.md\n")
         for decision in step.decisions:
             assert decision["reasons"] == [
                 f"Prometheus unreachable: cannot reach Prometheus at {url}: connection refused; holding: "
@@ -475,6 +480,33 @@ def test_reverting_an_advance_commit_restores_the_previous_stage_and_its_start_e
     assert world.pass_at(at(16)).decision["action"] == "wait"  # the stage is judged afresh from the resume
     again = world.pass_at(at(26))
     assert (again.decision["action"], again.decision["next_stage"]) == ("advance", 2)
+
+
+def test_after_a_person_reverts_a_rollback_the_next_pass_says_the_revert_holds_it_before_the_stage_clock(
+        world: World, prometheus) -> None:  # noqa: F811
+    """1.3.0's judged quality drops to 0 for two minutes of stage 1 (trigger: min 0.6): the
+    reconciler rolls it back. A person reverts that rollback (1.3.0 back at stage 1, its old start). Within stage 1's
+    10 minutes the next pass would only "wait"; the revert is what binds the rollout, so the pass
+    says "hold" and names the revert first, the stage clock after it."""
+    quality = steps(0.86, {at(2): 0.0, at(4): 0.86})
+    world.serve(prometheus, chat_history({at(1): 1}, end=20,
+                                         gauges={**HEALTHY["gauges"], "sluice_eval_quality_score": quality}))
+    world.start(CHAT, "1.3.0", at(0))
+    world.pass_at(at(1))
+    rollback = world.pass_at(at(4))
+    assert rollback.decision["action"] == "rollback"
+
+    git(world.root, "revert", "--no-edit", rollback.commit.sha, when=at(9))
+    assert world.pointers() == {"stable": "1.2.0", "candidate": "1.3.0", "stage": "1",
+                                "stage_started_at": "2026-11-22T10:01:00Z"}
+    held = world.pass_at(at(10))
+    assert (held.decision["action"], held.decision["next_stage"], held.decision["weight"]) == ("hold", 1, 1)
+    assert held.decision["reasons"] == [
+        f"held: {world.head()[:12]} reverted the reconciler's rollback {rollback.commit.sha[:12]} at "
+        "2026-11-22T10:09:00Z; it would wait now. Run `reconciler resume chat-assistant -e staging` to go on, "
+        "or `reconciler rollback` to end it",
+        "stage 1 (1%) has run 9m of 10m"]
+    assert held.commits == []
 
 
 # --- 9. notifications ---------------------------------------------------------------------------------
@@ -814,3 +846,42 @@ def test_the_incident_timeline_names_only_the_rolled_back_rollouts_own_commits(w
     record = incident(world, "incidents/staging/2026-11-22T103000Z-staging-chat-assistant-1.3.0.yaml")
     assert [e["event"] for e in record["timeline"]] == [
         f"{second_start.subject} ({second_start.sha[:12]})", "rolled back 1.3.0 (by hand); traffic back to 1.2.0"]
+
+
+# --- 10. progress deadline ----------------------------------------------------------------------------
+
+
+def test_a_stage_stuck_past_its_progress_deadline_pages_once_then_holds(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prometheus, hooks: Hooks) -> None:  # noqa: F811
+    """1.3.0 answers at 1,100 ms against stable's 800 (limit 1.2 x 800 = 960): stage 1 (10m, so the
+    default deadline: 3 x 10m, at least 1h) never meets its gate. The first pass after 11:01 pages (a commit that
+    records deadline_paged_at, and one notification); the next pass holds, says when it paged,
+    and neither commits nor notifies again."""
+    world = World.create(tmp_path, monkeypatch, releases={(CHAT, "1.3.0"): set_notify([
+        {"kind": "webhook", "url": hooks.url(WEBHOOK)}])})
+    world.serve(prometheus, chat_history({at(1): 1}, end=70, latency_p99_ms=1100))
+    world.start(CHAT, "1.3.0", at(0))
+    world.pass_at(at(1))
+    assert world.pass_at(at(61)).decision["action"] == "hold"  # 1h exactly: not past the deadline yet
+
+    page = world.pass_at(at(62))
+    assert (page.decision["action"], page.decision["stage"], page.decision["weight"]) == ("page", 1, 1)
+    assert page.decision["reasons"][:2] == [
+        "stage 1 (1%) has not met its gates for 1h1m > progress deadline 1h: holding and paging on-call",
+        "fail: latency_p99_ms 1,100 > 1.2 x stable 800 = 960 over 5m"]
+    assert page.commit.subject == ("Page on-call: chat-assistant 1.3.0 in staging is stuck at stage 1 (1%) past its "
+                                   "progress deadline")
+    assert world.pointers() == {"stable": "1.2.0", "candidate": "1.3.0", "stage": "1",
+                                "stage_started_at": "2026-11-22T10:01:00Z",
+                                "deadline_paged_at": "2026-11-22T11:02:00Z"}
+    [payload] = hooks.bodies(WEBHOOK)
+    assert payload["event"] == "sluice.page" and payload["commit"] == page.commit.sha
+
+    again = world.pass_at(at(63))
+    assert again.decision["action"] == "hold" and again.commits == []
+    assert again.decision["reasons"][0] == ("stage 1 (1%) has not met its gates for 1h2m > progress deadline 1h: "
+                                            "holding; on-call was paged at 2026-11-22T11:02:00Z")
+    assert len(hooks.bodies(WEBHOOK)) == 1
+    status = world.cli("status", str(world.root), "--at", z(at(63)))
+    assert ("    deadline  1h after the stage began (2026-11-22 11:01 UTC), passed 2m ago: hold and page on-call "
+            "once") in status.out

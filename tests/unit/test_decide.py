@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from reconciler.adapters.repo_loader import load_repository
-from reconciler.core.decide import decide
+from reconciler.core.decide import Revert, decide, respect_revert
 from reconciler.core.decision import Action, Decision
 from reconciler.core.environment import DEFAULT_QUERIES, Metrics, ModelDeployment
 from reconciler.core.observations import LAST_SAMPLE, REQUESTS, MetricValues, Observations, RequestHistory
@@ -63,6 +63,12 @@ BLUE_GREEN = with_rollout(strategy="blue-green", stages=[
 SHADOW = with_rollout(strategy="shadow")  # DESIGN.md's default: a 100% mirror stage, then the canary stages
 SHADOW_ONLY = with_rollout(strategy="shadow", stages=DEFAULT_STAGES["shadow"][:1])
 CANARY_DEFAULTS = with_rollout(strategy="canary")
+#: The example's stages; a stage that has not advanced 6h after it began is rolled back.
+DEADLINE_ROLLBACK = with_rollout(stages=EXAMPLE.rollout.stages, progress_deadline="6h", on_progress_deadline="rollback")
+#: ... and stage 2 with its own deadline of 8h.
+STAGE_DEADLINE = with_rollout(
+    stages=[s if i != 2 else s.model_copy(update={"progress_deadline": 8 * timedelta(hours=1)})
+            for i, s in enumerate(EXAMPLE.rollout.stages)], progress_deadline="6h", on_progress_deadline="rollback")
 
 
 # --------------------------------------------------------------------------- observations, concisely
@@ -235,6 +241,42 @@ TABLE = [
                             "fresh samples",)),
     case("a failed last_sample query holds", deployment(2, 5 * HOUR), observe(last_sample_error="timeout"),
          Action.HOLD, says=("cannot tell how fresh the data is: timeout; holding",)),
+    # ------------------------------------------------------------------ progress deadline
+    case("stage 2 failing a gate past its default deadline (3 x 4h) holds and pages once",
+         deployment(2, 12 * HOUR + 10 * MINUTE), observe({"error_rate": 0.0212}), Action.PAGE,
+         says=("stage 2 (5%) has not met its gates for 12h10m > progress deadline 12h: holding and paging on-call",
+               "fail: error_rate 0.0212 > stable 0.004 + 0.005 = 0.009 over 5m"), next_stage=2, weight=5),
+    case("after the page, the stage holds without paging again", deployment(2, 13 * HOUR,
+         deadline_paged_at=NOW - 50 * MINUTE), observe({"error_rate": 0.0212}), Action.HOLD,
+         says=("stage 2 (5%) has not met its gates for 13h > progress deadline 12h: holding; on-call was paged at "
+               "2026-11-22T11:10:00Z",)),
+    case("a page from before the stage began does not count", deployment(2, 13 * HOUR,
+         deadline_paged_at=NOW - 14 * HOUR), observe({"error_rate": 0.0212}), Action.PAGE),
+    case("too few requests past the default deadline page too", deployment(2, 13 * HOUR), observe(served=3200),
+         Action.PAGE, says=("v1.3.0 served 3,200 of 10,000 requests required at stage 2 (5%)",)),
+    case("an inconclusive gate past the deadline pages", deployment(1, 4 * HOUR), observe({"latency_p99_ms": None}),
+         Action.PAGE, says=("stage 1 (1%) has not met its gates for 4h > progress deadline 3h: holding and paging "
+                            "on-call",)),
+    case("a gate failing exactly at the deadline still just holds", deployment(2, 12 * HOUR),
+         observe({"error_rate": 0.0212}), Action.HOLD),
+    case("with on_progress_deadline rollback, a stage stuck past its deadline rolls back", deployment(2, 6 * HOUR + 10 *
+         MINUTE), observe({"error_rate": 0.0212}), Action.ROLLBACK, release=DEADLINE_ROLLBACK,
+         says=("stage 2 (5%) has not met its gates for 6h10m > progress deadline 6h: rolling back",
+               "fail: error_rate 0.0212 > stable 0.004 + 0.005 = 0.009 over 5m", "traffic back to stable 1.2.0"),
+         next_stage=None, weight=0, previous_weight=5),
+    case("a stage's own progress_deadline overrides the rollout's", deployment(2, 7 * HOUR),
+         observe({"error_rate": 0.0212}), Action.HOLD, release=STAGE_DEADLINE),
+    case("past the stage's own deadline it rolls back", deployment(2, 8 * HOUR + MINUTE),
+         observe({"error_rate": 0.0212}), Action.ROLLBACK, release=STAGE_DEADLINE,
+         says=("stage 2 (5%) has not met its gates for 8h1m > progress deadline 8h: rolling back",)),
+    case("a stage that passes after its deadline still advances", deployment(2, 7 * HOUR), observe(),
+         Action.ADVANCE, release=DEADLINE_ROLLBACK, next_stage=3),
+    case("Prometheus unreachable past the deadline holds: no rollback on missing data", deployment(2, 7 * HOUR),
+         observe(error="connection refused"), Action.HOLD, release=DEADLINE_ROLLBACK),
+    case("a gate's query error past the deadline holds: no rollback on missing data", deployment(2, 7 * HOUR),
+         observe(errors={"quality_score": "timeout"}), Action.HOLD, release=DEADLINE_ROLLBACK),
+    case("stale data past the deadline holds", deployment(2, 7 * HOUR),
+         observe(NO_DATA, NO_DATA, silent=None, stable_silent=None), Action.HOLD, release=DEADLINE_ROLLBACK),
     # ------------------------------------------------------------------ promote
     case("stage 4 (50%) promotes straight into a final 100% stage without checks", deployment(4, DONE), observe(),
          Action.PROMOTE, says=("user_satisfaction 0.91 >= 0.98 x stable 0.91 = 0.8918 over 5m",),
@@ -292,6 +334,27 @@ def test_decision_table(release: Release, dep: ModelDeployment, obs: Observation
         (ENV, MODEL, "1.3.0", "1.2.0", NOW)
 
 
+def test_a_deadline_rollback_goes_through_a_revert_hold_and_a_page_does_not() -> None:
+    """A person's revert holds the rollout: no advance, and no page (a person is already on it);
+    a rollback on the progress deadline still happens, like any other rollback."""
+    by = Revert("c" * 40, "b" * 40, "rollback", NOW - HOUR)
+    stuck = observe({"error_rate": 0.0212})
+    rollback = one(DEADLINE_ROLLBACK, deployment(2, 7 * HOUR), stuck)
+    assert respect_revert(rollback, by) == rollback and rollback.action is Action.ROLLBACK
+    page = one(EXAMPLE, deployment(2, 13 * HOUR), stuck)
+    assert page.action is Action.PAGE
+    held = respect_revert(page, by)
+    assert held.action is Action.HOLD and held.reasons[0].startswith("held: cccccccccccc reverted")
+    assert respect_revert(one(DEADLINE_ROLLBACK, deployment(2, 7 * HOUR), observe()), by).action is Action.HOLD
+
+
+@pytest.mark.parametrize(("stage", "deadline"), [(0, HOUR), (1, 3 * HOUR), (2, 12 * HOUR), (3, 3 * DAY),
+                                                 (4, 6 * DAY), (5, HOUR)])
+def test_the_default_progress_deadline_is_three_times_min_duration_and_at_least_an_hour(
+        stage: int, deadline: timedelta) -> None:
+    assert EXAMPLE.rollout.progress_deadline_of(stage) == deadline
+
+
 # --------------------------------------------------------------------------- whole reasons, once each
 
 
@@ -345,11 +408,22 @@ def test_a_model_whose_stable_is_silent_too_is_held_not_rolled_back() -> None:
     assert decision.action is Action.HOLD, decision.reasons
 
 
-def test_a_stage_that_starts_in_the_future_holds() -> None:
-    decision = one(EXAMPLE, deployment(2, -HOUR), observe())
+FUTURE_START = ("stage_started_at 2026-11-22T13:00:00Z is in the future (1h after now, 2026-11-22T12:00:00Z): a clock "
+                "is skewed or a hand edit is wrong; holding, never advancing, until it is fixed: set "
+                "models.chat-assistant.stage_started_at in environments/staging.yaml to when the stage began")
+
+
+@pytest.mark.parametrize("obs", [
+    pytest.param(observe(), id="every gate passes"),
+    pytest.param(observe({"quality_score": 0.7}), id="a gate fails"),
+    pytest.param(observe(silent=None, stable_silent=None), id="the data is stale"),
+])
+def test_a_stage_that_starts_in_the_future_holds_and_says_so_first(obs: Observations) -> None:
+    """A start after `now` (clock skew, a typo): never an advance, and the clock is what it leads
+    with, whatever the metrics say (a trigger still rolls back: see the trigger table)."""
+    decision = one(EXAMPLE, deployment(2, -HOUR), obs)
     assert decision.action is Action.HOLD
-    assert decision.reasons == ("stage_started_at 2026-11-22T13:00:00Z is after 2026-11-22T12:00:00Z: a clock or a "
-                                "hand edit is wrong; holding until it is in the past",)
+    assert decision.reasons[0] == FUTURE_START
 
 
 def test_an_unchecked_trigger_holds_a_stage_that_would_advance() -> None:

@@ -338,3 +338,48 @@ def test_start_names_the_strategy_and_the_first_stage() -> None:
 def test_time_in_stage_is_kept_for_the_record() -> None:
     assert rolled_back().time_in_stage == timedelta(hours=5)
     assert isinstance(rolled_back().at, datetime)
+
+
+def test_an_incident_record_and_its_commit_write_numbers_as_the_cli_prints_them() -> None:
+    """Binary float noise (0.03 + 0.06 = 0.08999999999999998) never reaches a record people read."""
+    noisy = 0.08999999999999998
+    decision = one(EXAMPLE, deployment(2, 5 * HOUR), observe({"error_rate": noisy, "latency_p99_ms": 4_123.456}))
+    record = incident_record(decision, [])
+    assert [(b["metric"], b["value"], b["threshold"]) for b in record["breaches"]] == [  # type: ignore[union-attr]
+        ("error_rate", 0.09, 0.05), ("latency_p99_ms", 4123, 4000)]
+    message, trailers = commit_message(decision)
+    assert "0.0899" not in message + repr(trailers) + repr(record)
+    assert "error_rate 0.09 > max 0.05 over 5m at stage 2 (5%)" in message
+
+
+# --------------------------------------------------------------------------- progress deadline
+
+
+def paged() -> Decision:
+    """Stage 2 fails a gate 13h in (default deadline 3 x 4h): hold and page."""
+    return one(EXAMPLE, deployment(2, 13 * HOUR), observe({"error_rate": 0.0212}))
+
+
+def test_a_page_records_when_it_paged_and_a_new_stage_clears_it() -> None:
+    page = paged()
+    assert page.action is Action.PAGE and page.action.commits
+    dep = deployment(2, 13 * HOUR)
+    assert pointer_changes(dep, page) == {"deadline_paged_at": NOW}
+    after = apply(dep, page)
+    assert after.deadline_paged_at == NOW and after.stage == 2
+    assert one(EXAMPLE, after, observe({"error_rate": 0.0212})).action is Action.HOLD  # paged once, not every pass
+    advanced_after = one(EXAMPLE, after, observe())
+    assert advanced_after.action is Action.ADVANCE
+    assert pointer_changes(after, advanced_after) == {"stage": 3, "stage_started_at": NOW, "deadline_paged_at": None}
+
+
+def test_a_page_commit_and_notification_say_what_is_stuck_and_why() -> None:
+    page = paged()
+    message, trailers = commit_message(page)
+    subject_line = "Page on-call: chat-assistant 1.3.0 in staging is stuck at stage 2 (5%) past its progress deadline"
+    assert message.splitlines()[:3] == [
+        subject_line, "", "- stage 2 (5%) has not met its gates for 13h > progress deadline 12h: holding and paging "
+                          "on-call"]
+    assert ("Sluice-Action", "page") in trailers and ("Sluice-Stage", "2 -> 2") in trailers
+    summary, payload = notification(page, "abc", None)
+    assert summary == subject_line and payload["event"] == "sluice.page"

@@ -317,7 +317,7 @@ VERSIONS = st.sampled_from(["1.0.0", "1.1.0", "2.0.0", "10.2.3"])
 INSTANTS = st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1),
                         timezones=st.just(timezone.utc))
 VALUES = {"stable": VERSIONS, "candidate": VERSIONS, "standby": VERSIONS, "standby_until": INSTANTS,
-          "stage": st.integers(0, 5), "stage_started_at": INSTANTS}
+          "stage": st.integers(0, 5), "stage_started_at": INSTANTS, "deadline_paged_at": INSTANTS}
 
 
 @st.composite

@@ -63,16 +63,18 @@ def decision(action: Action) -> Decision:
 
 @pytest.mark.parametrize(("action", "held"), [
     (Action.ADVANCE, True), (Action.PROMOTE, True), (Action.STOP, True), (Action.RETIRE, True),
-    (Action.ROLLBACK, False), (Action.HOLD, False), (Action.WAIT, False),
+    (Action.HOLD, True), (Action.WAIT, True), (Action.ROLLBACK, False),
 ])
-def test_a_revert_holds_forward_moves_and_never_a_rollback(action: Action, held: bool) -> None:
+def test_a_revert_holds_everything_but_a_rollback_and_says_so_first(action: Action, held: bool) -> None:
+    """A wait or a hold on a reverted rollout leads with the revert too: the stage clock or a gate
+    is not what keeps it where it is."""
     by = Revert("c" * 40, "b" * 40, "advance", T)
     out = respect_revert(decision(action), by)
     assert (out != decision(action)) == held
     if held:
         assert out.action is Action.HOLD
         assert (out.next_stage, out.weight) == (1, 1)  # stays where it is
-        assert out.reasons[0] == ("held: cccccccccccc reverted the reconciler's advance bbbbbbbbbbbb at "
-                                  f"2026-11-22T10:00:00Z; it would {action} now. Run `reconciler resume chat -e "
-                                  "staging` to go on, or `reconciler rollback` to end it")
+        assert out.reasons == ("held: cccccccccccc reverted the reconciler's advance bbbbbbbbbbbb at "
+                               f"2026-11-22T10:00:00Z; it would {action} now. Run `reconciler resume chat -e "
+                               "staging` to go on, or `reconciler rollback` to end it", "gates pass")
     assert respect_revert(decision(action), None) == decision(action)

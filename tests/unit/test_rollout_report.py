@@ -31,6 +31,7 @@ from reconciler.core.rollout_report import (
     metric_chart,
     nice_ticks,
     outcome,
+    progress_deadlines,
     render_html,
     report_metrics,
     stage_spans,
@@ -329,3 +330,27 @@ def test_a_value_that_rounds_to_a_thousand_reads_like_a_thousand() -> None:
     from reconciler.core.gates import number
 
     assert number(999.9999999999784) == number(1000.0) == "1,000"
+
+
+# --- progress deadline -----------------------------------------------------------------------------------
+
+
+def test_the_page_shows_each_stage_s_progress_deadline_and_when_the_stage_in_flight_passes_it() -> None:
+    """Stage 2 (min 4h: deadline 12h) began at 10:05 and is still in flight at 11:35."""
+    flying = COMMITS[:3]
+    text = progress_deadlines(ROLLOUT, flying, at(155))
+    assert text == ("stage 0: 1h, stage 1: 3h, stage 2: 12h, stage 3: 1h, stage 4: 1h after the stage began; "
+                    "then hold and page on-call once. Stage 2, in flight, reaches it at 2026-11-20T22:05:00Z")
+    late = Rollout(**{**ROLLOUT.model_dump(), "progress_deadline": "1h30m", "on_progress_deadline": "rollback"})
+    assert progress_deadlines(late, flying, at(155)).endswith(
+        "then roll back. Stage 2, in flight, passed it at 2026-11-20T11:35:00Z")
+    assert progress_deadlines(ROLLOUT, COMMITS, at(165)).endswith("then hold and page on-call once")  # it ended
+    page = render_html(report(commits=flying, progress_deadline=text))
+    assert f"<dt>progress deadline</dt><dd>{text}</dd>" in page
+
+
+def test_a_page_commit_keeps_the_stage_and_its_clock() -> None:
+    """A page ("2 -> 2") is no new stage: the span, and the deadline counted from it, go on."""
+    paged = COMMITS[:3] + (commit(140, "page", "2 -> 2", "5 -> 5"),)
+    assert [(s.stage, s.start) for s in stage_spans(paged, at(155))] == [(0, at(0)), (1, at(5)), (2, at(65))]
+    assert progress_deadlines(ROLLOUT, paged, at(155)).endswith("reaches it at 2026-11-20T22:05:00Z")

@@ -193,6 +193,18 @@ CASES = [
          "bounds", ERROR, R13, "rollout.stages[1].gates[1].min",
          "gate on ttft_p99_seconds: min 2 >= max 1.5",
          (r"ttft_p99_seconds", r"min: 2")),
+    Case("a stage's progress deadline no longer than its min_duration would fire before it could advance",
+         edit(R13, set_(("rollout", "stages", 2, "progress_deadline"), "4h")),
+         "bounds", ERROR, R13, "rollout.stages[2].progress_deadline",
+         "stage 2's progress deadline 4h is not longer than its min_duration 4h: it would pass before the stage "
+         "could advance",
+         (r"weight: 5$", r"progress_deadline: 4h")),
+    Case("the rollout's progress deadline is checked against every stage without its own",
+         edit(R13, set_(("rollout", "progress_deadline"), "6h")),
+         "bounds", ERROR, R13, "rollout.progress_deadline",
+         "the rollout's progress_deadline 6h is not longer than the min_duration of stage 3 (1d), stage 4 (2d): it "
+         "would pass before those stages could advance",
+         (r"progress_deadline: 6h",)),
     Case("a gate whose min equals its max is rejected too",
          edit(R13, set_(("rollout", "stages", 1, "gates", 1, "min"), 1.5)),
          "bounds", ERROR, R13, "rollout.stages[1].gates[1].min",

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from datetime import datetime, timedelta
 from typing import Iterator
 
+from ..decide import in_the_future
 from ..environment import Environment, GpuPool, ModelDeployment, Policy
 from ..findings import Finding, Problem, Severity, findings_from
 from ..predeployment import evaluate_predeployment
@@ -13,7 +15,7 @@ from ..release import Release
 from ..repository import Repository
 from ..traffic import POINTERS, live_releases, pool_demand
 from ..naming import is_service_name, service_names
-from ..types import DNS_LABEL, version_key
+from ..types import DNS_LABEL, format_duration, version_key
 from . import rule
 
 def _deployments(repo: Repository) -> Iterator[tuple[str, str, Environment, str, ModelDeployment]]:
@@ -90,6 +92,25 @@ def stage(repo: Repository) -> Iterator[Finding]:
             yield Finding(Severity.ERROR, "stage", file, at + ("stage",),
                           f"{model} {dep.candidate} has stages 0..{len(candidate.rollout.stages) - 1}, "
                           f"not stage {dep.stage}", "set `stage` to one of the candidate's stages")
+
+
+#: How far ahead of `now` a stage may start before validate calls it wrong: a runner's clock a
+#: little ahead of the checking machine's is not a mistake in the file.
+CLOCK_SKEW_ALLOWANCE = timedelta(minutes=5)
+
+
+def future_stage_starts(repo: Repository, now: datetime) -> Iterator[Finding]:
+    """The `stage` rule's one check that needs a clock, so it is not in RULES (rules are pure and
+    clock-free, shared with the Pulumi program): `validate` runs it with the `now` it is given.
+    `status` and `reconcile` hold such a rollout instead (core.decide.future_start_hold)."""
+    for _, file, _, model, dep in _deployments(repo):
+        started = dep.stage_started_at
+        if dep.candidate is not None and started is not None and started > now + CLOCK_SKEW_ALLOWANCE:
+            yield Finding(Severity.ERROR, "stage", file, ("models", model, "stage_started_at"),
+                          f"{model}: {in_the_future(started, now)}, more than the "
+                          f"{format_duration(CLOCK_SKEW_ALLOWANCE)} allowed for clock skew",
+                          "set it to when the stage began, at or before now (and check the clock of whatever "
+                          "wrote it)")
 
 
 @rule("candidate-newer")

@@ -10,7 +10,7 @@ from ..findings import Finding, Problem, Severity, findings_from
 from ..release import Gate, Release, RollbackTrigger, Rollout
 from ..repository import Repository, release_path
 from ..semver import Bump, bump_between, changes_since, describe, next_version, required_bump
-from ..types import version_key
+from ..types import format_duration, version_key
 from . import rule
 
 
@@ -120,12 +120,42 @@ def stage_problems(rollout: Rollout) -> Iterator[Problem]:
 
 
 def rollout_bound_problems(rollout: Rollout) -> Iterator[Problem]:
-    """Every gate and trigger has a bound, and no lower bound exceeds its upper bound."""
+    """Every gate and trigger has a bound, no lower bound exceeds its upper bound, and every progress
+    deadline leaves its stage time to advance."""
     for i, stage in enumerate(rollout.stages):
         for j, gate in enumerate(stage.gates):
             yield from _prefixed(("stages", i, "gates", j), gate_bound_problems(gate))
     for k, trigger in enumerate(rollout.rollback_triggers):
         yield from _prefixed(("rollback_triggers", k), trigger_bound_problems(trigger))
+    yield from deadline_problems(rollout)
+
+
+def deadline_problems(rollout: Rollout) -> Iterator[Problem]:
+    """A progress deadline no longer than the stage's min_duration would pass before the stage
+    could advance: every rollout would end in its on_progress_deadline action.
+
+    Example: stage 2 {min_duration: 4h, progress_deadline: 4h} -> "stage 2's progress deadline 4h
+    is not longer than its min_duration 4h". The computed default (3 x min_duration, at least 1h)
+    always leaves room.
+    """
+    short = []
+    for i, stage in enumerate(rollout.stages):
+        if stage.progress_deadline is not None and stage.progress_deadline <= stage.min_duration:
+            yield Problem(("stages", i, "progress_deadline"),
+                          f"stage {i}'s progress deadline {format_duration(stage.progress_deadline)} is not longer "
+                          f"than its min_duration {format_duration(stage.min_duration)}: it would pass before the "
+                          "stage could advance", f"make it longer than {format_duration(stage.min_duration)}")
+        elif stage.progress_deadline is None and rollout.progress_deadline is not None \
+                and rollout.progress_deadline <= stage.min_duration:
+            short.append((i, stage.min_duration))
+    if short:
+        stages = ", ".join(f"stage {i} ({format_duration(d)})" for i, d in short)
+        longest = format_duration(max(d for _, d in short))
+        deadline = format_duration(rollout.progress_deadline)  # type: ignore[arg-type]  (short needs one)
+        yield Problem(("progress_deadline",),
+                      f"the rollout's progress_deadline {deadline} is not longer than the min_duration of {stages}: "
+                      "it would pass before those stages could advance",
+                      f"make it longer than {longest}, or give those stages a progress_deadline of their own")
 
 
 def gate_bound_problems(gate: Gate) -> Iterator[Problem]:
