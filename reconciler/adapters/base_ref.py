@@ -1,5 +1,6 @@
 """The repository as a git ref has it (the base of a pull request), read without touching the
-working tree: `git archive` of releases/ and environments/ into a temporary directory.
+working tree: `git archive` of releases/ and environments/ into a temporary directory, plus what
+the ref's history released in files its tip no longer has (adapters/history.py).
 
 A ref that git cannot read is a `BaseRefError` (a usage error: a CI checkout without history
 usually needs `fetch-depth: 0`). The base is loaded for comparison only: its own problems are not
@@ -17,7 +18,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from ..core.immutability import Released
 from ..core.repository import Repository
+from .git import GitError
+from .history import read_release_history
 from .repo_loader import load_repository
 
 FOLDERS = ("releases", "environments")
@@ -54,7 +58,26 @@ def exported(root: Path, ref: str, with_program: bool = False) -> Iterator[Path]
         yield Path(tmp)
 
 
-def load_base(root: Path, ref: str) -> Repository:
-    """What the ref holds, as far as it parses."""
+def load_base(root: Path, ref: str) -> Released:
+    """What the ref has released, as far as it parses."""
     with exported(root, ref) as tmp:
-        return load_repository(tmp).repository
+        return released(root, ref, load_repository(tmp).repository)
+
+
+def released(root: Path, ref: str, tip: Repository) -> Released:
+    """The ref's tip (loaded by the caller) and the history of the working tree's release files
+    that the tip lacks."""
+    at_tip = {entry.file for entry in tip.releases} | tip.broken_files
+    judged = {rel: (root / rel).read_bytes() for rel in _release_files(root) if rel not in at_tip}
+    try:
+        history = read_release_history(root, ref, judged)
+    except GitError as err:
+        raise BaseRefError(f"cannot read the history of {ref!r} from git in {root}: {err.output}") from None
+    return Released(tip, ref, history)
+
+
+def _release_files(root: Path) -> list[str]:
+    """releases/**/*.yaml in the working tree (regular files; the loader reports anything else)."""
+    folder = root / "releases"
+    return sorted(p.relative_to(root).as_posix() for p in folder.glob("**/*.yaml") if p.is_file()) \
+        if folder.is_dir() else []

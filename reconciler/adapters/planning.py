@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..core.plan import Plan, new_findings, plan
 from ..core.resource_diff import Change, diff_resources
-from .base_ref import exported
+from .base_ref import exported, released
 from .repo_loader import load_repository
 
 
@@ -39,7 +39,7 @@ class EnvironmentChecks:
 def make_plan(root: Path, ref: str, run_program: bool = True) -> Plan:
     with exported(root, ref, with_program=run_program and (root / "infra").is_dir()) as base_root:
         base = load_repository(base_root)
-        head = load_repository(root, base.repository, ref)
+        head = load_repository(root, released(root, ref, base.repository))
         result = plan(base.repository, head.repository, ref)
         result.findings, result.known_warnings = new_findings(head.findings, base.findings)
         if run_program:
