@@ -31,7 +31,7 @@ class EnvironmentChecks:
     """What the program and the policy rules say about one environment after the change."""
 
     resources: list[Change] = field(default_factory=list)
-    policies: int = 0  # rules run
+    policies: int = 0  # rules run (core.policy.count_rules, as preview counts them)
     violations: list[PolicyViolation] = field(default_factory=list)
     skipped: str = ""  # why the program did not run, when it did not
 
@@ -58,7 +58,7 @@ def _checks(base_root: Path, head_root: Path, environment: str, head_ok: bool) -
         from .offline_preview import planned, run_offline
     except ImportError:
         return EnvironmentChecks(skipped="the Pulumi SDK is not installed (pip install 'sluice[pulumi]')")
-    from ..core.policy import evaluate, policy_rules
+    from ..core.policy import count_rules, evaluate, policy_rules
     from ..core.policy.resources import PlannedResource
 
     head = run_offline(head_root, environment)
@@ -67,5 +67,5 @@ def _checks(base_root: Path, head_root: Path, environment: str, head_ok: bool) -
     rules = policy_rules()
     verdicts = evaluate([PlannedResource(r.urn, r.type, r.name, r.inputs) for r in head], rules)
     return EnvironmentChecks(
-        diff_resources(planned(base), planned(head)), len(rules),
+        diff_resources(planned(base), planned(head)), count_rules(r.name for r in rules),
         [PolicyViolation(v.rule.name, v.rule.mandatory, v.result.message) for v in verdicts if not v.result.unknown])
