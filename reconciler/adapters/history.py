@@ -16,7 +16,10 @@ only the asked-for model's pointers are validated (`lineage.Pointers`). A revisi
 parse, or whose entry for the model is malformed, becomes an unreadable snapshot (counted, never
 fatal). Identical blobs (a revert restores one) are parsed once.
 
-`read_release_history` costs the same whatever the length: one `git log --raw` of `releases/` on
+`read_tip_releases` reads a base ref's release files the same way: one `git ls-tree` lists their
+blob ids, and only the files whose blob differs from the working tree's bytes are read and parsed
+(a file with the very bytes cannot have changed). `read_release_history` costs the same whatever
+the length: one `git log --raw` of `releases/` on
 the base ref's first-parent line lists every (file, blob) with the commit that released it, and one
 `git cat-file --batch` reads the distinct blobs of the files asked about, except the one each file
 holds now (compared by blob id, computed here: identical content costs nothing).
@@ -289,6 +292,24 @@ def _uncommitted(reader: _Reader, prefix: str, paths: list[str]) -> frozenset[st
 
 
 _NO_BLOB = re.compile(r"0+")
+
+
+def read_tip_releases(root: Path, ref: str, now: Mapping[str, bytes]) -> tuple[frozenset[str], dict[str, Release | None]]:
+    """(every release file at `ref`, and parsed, those whose content differs from the bytes `now`
+    holds for them or that `now` lacks: None for a content that is not a valid release).
+    Paths are relative to `root`. GitError when git cannot read `ref`."""
+    reader = _Reader(root)
+    listed = reader.git("ls-tree", "-r", "-z", "--end-of-options", ref, "--", "releases/")
+    blobs: dict[str, str] = {}
+    for entry in listed.split("\0"):
+        meta, _, path = entry.partition("\t")
+        if path.endswith(".yaml") and meta.split(" ")[1:2] == ["blob"]:
+            blobs[path] = meta.split(" ")[2]
+    differing = {path: oid for path, oid in blobs.items()
+                 if path not in now or oid != _blob_id(now[path], len(oid))}
+    oids = sorted(set(differing.values()))
+    parsed = {oid: _release(blob[1]) if blob is not None else None for oid, blob in zip(oids, reader.blobs(oids))}
+    return frozenset(blobs), {path: parsed[oid] for path, oid in differing.items()}
 
 
 def read_release_history(root: Path, ref: str, judged: Mapping[str, bytes]) -> ReleaseHistory:

@@ -62,11 +62,21 @@ class ReleaseHistory:
 
 @dataclass(frozen=True)
 class Released:
-    """What the base ref has released: its tip, the ref's name as the user wrote it, and its history."""
+    """What the base ref has released: its tip, the ref's name as the user wrote it, and its history.
+
+    `tip` may hold only the tip's releases whose files differ from the head's (a file with the very
+    bytes cannot have changed); `tip_files` names every release file at the tip all the same."""
 
     tip: Repository
     label: str = "the base"
     history: ReleaseHistory = ReleaseHistory()
+    tip_files: frozenset[str] | None = None  # None: the files of `tip`
+
+    @property
+    def files_at_tip(self) -> frozenset[str]:
+        if self.tip_files is not None:
+            return self.tip_files
+        return frozenset(entry.file for entry in self.tip.releases) | self.tip.broken_files
 
 
 def changed_paths(before: Release, after: Release) -> list[YamlPath]:
@@ -118,7 +128,7 @@ def _tip_findings(base: Repository, head: Repository, base_label: str) -> Iterat
 
 def _history_findings(released: Released, head: Repository) -> Iterator[Finding]:
     """Head's release files that the tip lacks, against every content their path had on the history."""
-    at_tip = {entry.file for entry in released.tip.releases} | released.tip.broken_files
+    at_tip = released.files_at_tip
     history = released.history
     for entry in head.releases:
         if entry.file in at_tip:

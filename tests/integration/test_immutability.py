@@ -514,3 +514,17 @@ def test_a_sluice_repository_in_a_subfolder_of_the_git_work_tree(hermetic: Path)
     assert run.code == 1
     assert [(f["file"], f["path"]) for f in findings(run)] == [(R131, "bundle.generation.temperature")]
     assert f"released with other values in {sha} (2026-11-10" in findings(run)[0]["message"]
+
+
+def test_the_base_is_read_only_where_its_bytes_differ_from_the_working_tree(hermetic: Path) -> None:
+    """A released file with the very bytes cannot have changed: `load_base` parses the others only,
+    and still knows every file the tip has (so none of them is judged against the history)."""
+    from reconciler.adapters.base_ref import load_base
+
+    root = released_repo(hermetic / "repo")
+    assert load_base(root, "main").tip.releases == ()
+    edit(R13, set_(("evaluation", "toxicity"), 0.009))(root)
+    delete_file(R12)(root)
+    released = load_base(root, "main")
+    assert sorted(e.file for e in released.tip.releases) == [R12, R13]
+    assert {R12, R13, "releases/chat-assistant/1.1.0.yaml"} <= released.files_at_tip
