@@ -21,7 +21,7 @@ Measured, median (and minimum) of --runs:
               releases/, the blob ids compared with the working tree's (only differing files
               are read and parsed: none here), and the history above;
   CLI --base  `python -m reconciler validate --base main DIR --format json` as a subprocess, wall
-              time and peak RSS; its findings are checked: exactly one `immutable` error per file
+              time; its findings are checked: exactly one `immutable` error per file
               re-added with other values, naming the commit that released it, and nothing else;
   CLI         the same without --base, for comparison (the difference is what --base costs);
   per commit  for comparison, one `git ls-tree -r REV releases/` per commit that touched
@@ -48,8 +48,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `python bench/bench_immutability.py` puts bench/ first, not the root
     sys.path.insert(0, str(ROOT))
 
-from bench.bench_lineage import _commit, _data  # noqa: E402
-from bench.bench_validate import Series, fail, fmt_mb, fmt_s, run  # noqa: E402
+from bench.bench_lineage import _commit, _data, history_parser  # noqa: E402
+from bench.bench_validate import Series, fail, fmt_s, run  # noqa: E402
 from bench.fleet import generate_fleet  # noqa: E402
 from reconciler.core.types import version_key  # noqa: E402
 
@@ -148,8 +148,6 @@ def bench_size(commits: int, args: argparse.Namespace) -> dict:
             for series, extra in ((cli, ["--base", "main"]), (plain, [])):
                 done = run([sys.executable, "-m", "reconciler", "validate", str(root), *extra, "--format", "json"])
                 series.times.append(done.seconds)
-                if done.maxrss_kb:
-                    series.maxrss_kb.append(done.maxrss_kb)
                 if extra:
                     _check(done, other, marks)
         blobs = sum(len(v) for v in read.earlier.values()) if read else 0
@@ -158,7 +156,6 @@ def bench_size(commits: int, args: argparse.Namespace) -> dict:
                 "release_commits": naive[1], "blobs_read": blobs, "build_s": built,
                 "history_s": history.median, "history_min_s": history.min, "base_s": base.median,
                 "cli_base_s": cli.median, "cli_base_min_s": cli.min, "cli_s": plain.median,
-                "cli_base_maxrss_kb": max(cli.maxrss_kb, default=None), "cli_maxrss_kb": max(plain.maxrss_kb, default=None),
                 "per_commit_ls_tree_s": naive[0]}
 
 
@@ -189,26 +186,20 @@ def _per_commit(root: Path, sample: int) -> tuple[float, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python bench/bench_immutability.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--commits", type=int, nargs="+", default=[10_000])
+    parser = history_parser("python bench/bench_immutability.py", __doc__, [10_000])
     parser.add_argument("--models", type=int, default=50)
     parser.add_argument("--versions", type=int, default=20)
     parser.add_argument("--withdrawn", type=int, default=100, help="releases deleted in the history and re-added")
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--keep", type=Path, help="build the repositories here and keep them")
-    parser.add_argument("--json", type=Path, help="also write the figures here")
-    parser.add_argument("--strict", action="store_true", help="exit 1 when the goal is missed")
     args = parser.parse_args(argv)
     rows = []
     print(f"{'commits':>8} {'releases':>8} {'rel. commits':>12} {'blobs read':>10} {'history':>9} {'(min)':>9} "
-          f"{'base':>9} {'CLI --base':>10} {'CLI':>9} {'RSS --base':>10} {'ls-tree/commit':>15}")
+          f"{'base':>9} {'CLI --base':>10} {'CLI':>9} {'ls-tree/commit':>15}")
     for size in args.commits:
         row = bench_size(size, args)
         rows.append(row)
         print(f"{size:>8} {row['releases']:>8} {row['release_commits']:>12} {row['blobs_read']:>10} "
               f"{fmt_s(row['history_s']):>9} {fmt_s(row['history_min_s']):>9} {fmt_s(row['base_s']):>9} "
-              f"{fmt_s(row['cli_base_s']):>10} {fmt_s(row['cli_s']):>9} {fmt_mb(row['cli_base_maxrss_kb']):>10} "
+              f"{fmt_s(row['cli_base_s']):>10} {fmt_s(row['cli_s']):>9} "
               f"{fmt_s(row['per_commit_ls_tree_s']):>15}", flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
