@@ -247,14 +247,20 @@ def _per_commit(root: Path, sample: int) -> float:
     return time.perf_counter() - start
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python bench/bench_lineage.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--commits", type=int, nargs="+", default=[500, 2000])
+def history_parser(prog: str, doc: str | None, commits: list[int]) -> argparse.ArgumentParser:
+    """The options every history benchmark takes: sizes, runs, seed, where to keep and write."""
+    parser = argparse.ArgumentParser(prog=prog, description=(doc or "").split("\n\n")[0])
+    parser.add_argument("--commits", type=int, nargs="+", default=commits)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", type=Path, help="build the repositories here and keep them")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--strict", action="store_true", help="exit 1 when the goal is missed")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = history_parser("python bench/bench_lineage.py", __doc__, [500, 2000])
     args = parser.parse_args(argv)
     rows = []
     print(f"{'commits':>8} {'chain':>5} {'intervals':>9} {'CLI':>9} {'(min)':>9} {'RSS':>7} {'history':>9} "

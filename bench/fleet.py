@@ -228,7 +228,7 @@ def _artifact(lines: list[str], key: str, uri: str, sha: str, size: int | None =
 
 def _explicit_canary(lines: list[str], family: Family, latency_ms: float) -> None:
     lines += [
-        "  # Written out to show the format; omitting `stages` gives DESIGN.md's default table.",
+        "  # Written out to show the format; omitting `stages` gives docs/formats.md#default-stages-per-strategy.",
         "  stages:",
         "    - weight: 0                 # deployed, reachable with the header x-model-version",
         "    - weight: 1",

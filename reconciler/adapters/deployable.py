@@ -11,8 +11,8 @@ from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
 
-from ..cli.reporters import finding_line
 from ..core.desired import DesiredState, NotDeployable, desired_state
+from ..core.findings import finding_line
 from ..core.repository import Repository
 from .repo_loader import load_repository
 

@@ -1,4 +1,5 @@
-"""Reading the past from git: every revision of the environment files, and who added a release.
+"""Reading the past from git: every revision of the environment files, who added a release, and
+every content a release file had (for immutability across the base's whole history).
 
 Histories of thousands of reconciler commits are normal, so the cost is fixed at three `git`
 processes whatever the length: one `git log` lists the commits that touched `environments/` with
@@ -14,18 +15,30 @@ Blobs are parsed with the same bounded parser as the working tree (`yaml_source.
 only the asked-for model's pointers are validated (`lineage.Pointers`). A revision that does not
 parse, or whose entry for the model is malformed, becomes an unreadable snapshot (counted, never
 fatal). Identical blobs (a revert restores one) are parsed once.
+
+`read_tip_releases` reads a base ref's release files the same way: one `git ls-tree` lists their
+blob ids, and only the files whose blob differs from the working tree's bytes are read and parsed
+(a file with the very bytes cannot have changed). `read_release_history` costs the same whatever
+the length: one `git log --raw` of `releases/` on
+the base ref's first-parent line lists every (file, blob) with the commit that released it, and one
+`git cat-file --batch` reads the distinct blobs of the files asked about, except the one each file
+holds now (compared by blob id, computed here: identical content costs nothing).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from ..core.immutability import EarlierRelease, ReleaseCommit, ReleaseHistory
 from ..core.lineage import Pointers, Snapshot
+from ..core.release import Release
 from .git import GitError, GitRepository
 from .yaml_source import MAX_FILE_BYTES, parse_yaml
 
@@ -74,6 +87,12 @@ class _Reader(GitRepository):
 
     def git(self, *args: str) -> str:
         return self._git(*args)
+
+    def shallow_commits(self) -> frozenset[str]:
+        """The commits where a shallow clone's history stops (none in a full clone)."""
+        path = Path(self._git("rev-parse", "--git-path", "shallow").strip())
+        path = path if path.is_absolute() else self.root / path
+        return frozenset(path.read_text().split()) if path.is_file() else frozenset()
 
     def blobs(self, specs: list[str]) -> list[tuple[str, bytes] | None]:
         """`git cat-file --batch` over `rev:path` specs: (object id, content) each, None when missing.
@@ -270,3 +289,96 @@ def _uncommitted(reader: _Reader, prefix: str, paths: list[str]) -> frozenset[st
         return frozenset()
     text = reader.git("status", "--porcelain", "-z", "--untracked-files=all", "--no-renames", "--", *paths)
     return frozenset(entry[3:].removeprefix(prefix) for entry in text.split("\0") if len(entry) > 3)
+
+
+_NO_BLOB = re.compile(r"0+")
+
+
+def read_tip_releases(root: Path, ref: str, now: Mapping[str, bytes]) -> tuple[frozenset[str], dict[str, Release | None]]:
+    """(every release file at `ref`, and parsed, those whose content differs from the bytes `now`
+    holds for them or that `now` lacks: None for a content that is not a valid release).
+    Paths are relative to `root`. GitError when git cannot read `ref`."""
+    reader = _Reader(root)
+    listed = reader.git("ls-tree", "-r", "-z", "--end-of-options", ref, "--", "releases/")
+    blobs: dict[str, str] = {}
+    for entry in listed.split("\0"):
+        meta, _, path = entry.partition("\t")
+        if path.endswith(".yaml") and meta.split(" ")[1:2] == ["blob"]:
+            blobs[path] = meta.split(" ")[2]
+    differing = {path: oid for path, oid in blobs.items()
+                 if path not in now or oid != _blob_id(now[path], len(oid))}
+    oids = sorted(set(differing.values()))
+    parsed = {oid: _release(blob[1]) if blob is not None else None for oid, blob in zip(oids, reader.blobs(oids))}
+    return frozenset(blobs), {path: parsed[oid] for path, oid in differing.items()}
+
+
+def read_release_history(root: Path, ref: str, judged: Mapping[str, bytes]) -> ReleaseHistory:
+    """Every content the release files `judged` (path relative to `root` -> the bytes they hold now)
+    had on `ref`'s first-parent line, oldest first, other than those bytes; contents that are not a
+    valid release were never deployable and are left out. GitError when git cannot read `ref`."""
+    reader = _Reader(root)
+    prefix = reader.prefix() or ""
+    text = reader.git("log", "-z", "-m", "--first-parent", "--no-renames", "--raw", "--no-abbrev", "--reverse",
+                      f"--format={_RECORD}%H{_FIELD}%cI{_FIELD}%s", "--end-of-options", ref, "--", "releases/")
+    released: dict[str, dict[str, ReleaseCommit]] = {}  # file -> blob -> the first commit that released it
+    for record in text.split(_RECORD):
+        if not record:
+            continue
+        header, *raw = record.split("\0")
+        commit = _commit(header)
+        for meta, name in zip(raw[0::2], raw[1::2]):
+            blob = meta.split(" ")[3] if meta.strip("\n").startswith(":") else ""
+            if name.startswith(prefix) and blob and not _NO_BLOB.fullmatch(blob):
+                released.setdefault(name[len(prefix):], {}).setdefault(blob, commit)
+    wanted = {path: _other_contents(released.get(path, {}), content) for path, content in judged.items()}
+    oids = sorted({blob for blobs in wanted.values() for blob in blobs})
+    contents = {oid: _release(blob[1]) for oid, blob in zip(oids, reader.blobs(oids)) if blob is not None}
+    earlier = {path: tuple(EarlierRelease(release, commit) for blob, commit in blobs.items()
+                           if (release := contents.get(blob)) is not None)
+               for path, blobs in wanted.items()}
+    return ReleaseHistory({path: found for path, found in earlier.items() if found}, frozenset(released),
+                          _cut_at(reader, ref))
+
+
+def _other_contents(blobs: dict[str, ReleaseCommit], now: bytes) -> dict[str, ReleaseCommit]:
+    """The released blobs other than the one with the bytes `now` (by blob id: no read, no parse)."""
+    if not blobs:
+        return {}
+    same = _blob_id(now, len(next(iter(blobs))))
+    return {blob: commit for blob, commit in blobs.items() if blob != same}
+
+
+def _commit(header: str) -> ReleaseCommit:
+    """`<sha>\\x1f<committer date>\\x1f<subject>` as the commit people can look up."""
+    sha, date, subject = header.split(_FIELD, 2)
+    return ReleaseCommit(sha[:10], datetime.fromisoformat(date), subject)
+
+
+def _cut_at(reader: _Reader, ref: str) -> ReleaseCommit | None:
+    """Where `ref`'s first-parent line stops in a shallow clone: the boundary git lists as shallow,
+    which looks like a first commit. One more git call, only in a shallow clone."""
+    shallow = reader.shallow_commits()
+    if not shallow:
+        return None
+    text = reader.git("log", "--first-parent", "--max-parents=0", f"--format=%H{_FIELD}%cI{_FIELD}%s",
+                      "--end-of-options", ref)
+    return next((_commit(line) for line in text.splitlines() if line.split(_FIELD, 1)[0] in shallow), None)
+
+
+def _blob_id(content: bytes, hex_length: int) -> str:
+    """The id git gives `content` as a blob (SHA-1, or SHA-256 in a repository that uses it)."""
+    digest = hashlib.sha256 if hex_length == 64 else hashlib.sha1
+    return digest(b"blob %d\0" % len(content) + content).hexdigest()
+
+
+def _release(content: bytes) -> Release | None:
+    """A blob as a release, or None when it is not one (too large, unparsable, invalid)."""
+    if len(content) > MAX_FILE_BYTES:
+        return None
+    doc = parse_yaml(content)
+    if doc.errors or not isinstance(doc.data, dict):
+        return None
+    try:
+        return Release.model_validate(doc.data)
+    except ValidationError:
+        return None

@@ -14,6 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
+from ..core.policy import count_rules
 from ..core.resource_diff import Change, PlannedResource, diff_resources
 from .base_ref import exported
 from .offline_engine import RecordedResource, run_program
@@ -27,7 +28,7 @@ class PreviewResult:
     environment: str
     resources: list[RecordedResource]
     diagnostics: list[Diagnostic]
-    policy_count: int
+    policy_count: int  # the pack's policy rules (core.policy.count_rules, as plan counts them)
     base: str | None = None
     changes: list[Change] | None = None
     timings: dict[str, float] = field(default_factory=dict)
@@ -60,7 +61,7 @@ def offline_preview(root: Path, environment: str, base: str | None = None) -> Pr
             changes = _changes_against(root, base, environment, resources)
             timings["base program"] = time.perf_counter() - started - timings["program"]
         waited = time.perf_counter()
-        policy_count = len(pack.info().policies)
+        policy_count = count_rules(p.name for p in pack.info().policies)
         diagnostics = pack.analyze(resources)
     timings["policy pack after the program"] = time.perf_counter() - waited
     return PreviewResult(environment, resources, diagnostics, policy_count, base, changes, timings)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..core.plan import Plan, new_findings, plan
 from ..core.resource_diff import Change, diff_resources
-from .base_ref import exported
+from .base_ref import exported, released
 from .repo_loader import load_repository
 
 
@@ -31,7 +31,7 @@ class EnvironmentChecks:
     """What the program and the policy rules say about one environment after the change."""
 
     resources: list[Change] = field(default_factory=list)
-    policies: int = 0  # rules run
+    policies: int = 0  # rules run (core.policy.count_rules, as preview counts them)
     violations: list[PolicyViolation] = field(default_factory=list)
     skipped: str = ""  # why the program did not run, when it did not
 
@@ -39,7 +39,7 @@ class EnvironmentChecks:
 def make_plan(root: Path, ref: str, run_program: bool = True) -> Plan:
     with exported(root, ref, with_program=run_program and (root / "infra").is_dir()) as base_root:
         base = load_repository(base_root)
-        head = load_repository(root, base.repository, ref)
+        head = load_repository(root, released(root, ref, base.repository))
         result = plan(base.repository, head.repository, ref)
         result.findings, result.known_warnings = new_findings(head.findings, base.findings)
         if run_program:
@@ -58,7 +58,7 @@ def _checks(base_root: Path, head_root: Path, environment: str, head_ok: bool) -
         from .offline_preview import planned, run_offline
     except ImportError:
         return EnvironmentChecks(skipped="the Pulumi SDK is not installed (pip install 'sluice[pulumi]')")
-    from ..core.policy import evaluate, policy_rules
+    from ..core.policy import count_rules, evaluate, policy_rules
     from ..core.policy.resources import PlannedResource
 
     head = run_offline(head_root, environment)
@@ -67,5 +67,5 @@ def _checks(base_root: Path, head_root: Path, environment: str, head_ok: bool) -
     rules = policy_rules()
     verdicts = evaluate([PlannedResource(r.urn, r.type, r.name, r.inputs) for r in head], rules)
     return EnvironmentChecks(
-        diff_resources(planned(base), planned(head)), len(rules),
+        diff_resources(planned(base), planned(head)), count_rules(r.name for r in rules),
         [PolicyViolation(v.rule.name, v.rule.mandatory, v.result.message) for v in verdicts if not v.result.unknown])

@@ -1,8 +1,8 @@
 """Read an environment's observations from Prometheus' HTTP API.
 
 Design decisions:
-- One query per catalog metric per environment, each grouped by model and version (DESIGN.md,
-  "Metrics contract"). The number of queries depends on the catalog, never on how many models or
+- One query per catalog metric per environment, each grouped by model and version (docs/formats.md,
+  "Metrics"). The number of queries depends on the catalog, never on how many models or
   rollouts the environment has.
 - Errors are values (see `core.observations`). A failed query is that metric's error. Only a
   Prometheus that cannot be reached on the first query (refused, unresolvable, timed out) fails

@@ -19,7 +19,7 @@ from ruamel.yaml.nodes import Node
 
 from ..core.environment import Environment
 from ..core.findings import Finding, HasFindings, Severity, sort_key
-from ..core.immutability import immutability_findings
+from ..core.immutability import Released, immutability_findings
 from ..core.release import Release
 from ..core.repository import Repository, SourcedRelease
 from ..core.rules import check
@@ -53,16 +53,15 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def load_repository(root: Path, base: Repository | None = None, base_label: str = "the base",
-                    now: datetime | None = None) -> LoadResult:
-    """Every file and rule; with `base` (the repository a pull request merges into), also the
-    checks that need it: released files stay unchanged; with `now` (validate's clock), also the
-    checks that need a clock: no stage starts in the future."""
+def load_repository(root: Path, base: Released | None = None, now: datetime | None = None) -> LoadResult:
+    """Every file and rule; with `base` (what the branch a pull request merges into has released),
+    also the checks that need it: released files stay unchanged; with `now` (validate's clock), also
+    the checks that need a clock: no stage starts in the future."""
     with _collector_paused():
-        return _load(Path(root), base, base_label, now)
+        return _load(Path(root), base, now)
 
 
-def _load(root: Path, base: Repository | None, base_label: str, now: datetime | None = None) -> LoadResult:
+def _load(root: Path, base: Released | None, now: datetime | None = None) -> LoadResult:
     if not root.is_dir():
         raise NotARepository(f"{root} is not a directory")
     if not (root / "releases").is_dir() and not (root / "environments").is_dir():
@@ -82,7 +81,7 @@ def _load(root: Path, base: Repository | None, base_label: str, now: datetime | 
             environments[name] = env
             environment_files[name] = rel
     repo = Repository(releases, environments, environment_files, frozenset(loader.broken))
-    checks = check(repo) + (list(immutability_findings(base, repo, base_label)) if base is not None else [])
+    checks = check(repo) + (list(immutability_findings(base, repo)) if base is not None else [])
     checks += list(future_stage_starts(repo, now)) if now is not None else []
     findings = loader.findings + [loader.locate(f) for f in checks]
     return LoadResult(repo, sorted(findings, key=sort_key), loader.count)

@@ -53,15 +53,15 @@ def add_base_argument(parser: argparse.ArgumentParser, required: bool = False) -
                              "change")
 
 
-def base_repository(path: Path, ref: str | None) -> tuple:
-    """(base repository, its label) for `load_repository`, or () without a ref; an unreadable ref is
+def base_repository(path: Path, ref: str | None):
+    """What `ref` has released, for `load_repository`, or None without a ref; an unreadable ref is
     a usage error."""
     if ref is None:
-        return ()
+        return None
     from ..adapters.base_ref import BaseRefError, load_base
 
     try:
-        return load_base(path, ref), ref
+        return load_base(path, ref)
     except BaseRefError as err:
         raise UsageError(str(err)) from None
 

@@ -10,10 +10,10 @@ import json
 import re
 from typing import Any, Callable
 
-from ..core.findings import Finding
+from ..core.findings import Finding, finding_line
 from ..core.plan import ModelPlan, Plan, ReleaseChange
 from ..core.predeployment import GateResult
-from .reporters import finding_line, plural
+from .reporters import plural
 
 
 def _checks(result: Plan) -> dict[str, Any]:

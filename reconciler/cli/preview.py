@@ -15,6 +15,7 @@ import sys
 
 from . import exit_codes
 from .main import UsageError, add_format_argument, add_repo_argument, load_deployable
+from .reporters import plural
 
 OFFLINE_NOTE = ("offline preview: the Pulumi program ran under the SDK's mocks and the policy pack judged its "
                 "resources over gRPC. Not a cloud preview: nothing was read from AWS or the cluster.")
@@ -77,7 +78,7 @@ def _text(result) -> str:
             detail = f"  ({', '.join(change.fields)})" if change.fields else ""
             traffic = f"  traffic {_traffic(change.weights)}" if change.weights else ""
             lines.append(f"  {SYMBOLS[change.action]} {change.type} {change.name}{detail}{traffic}")
-    lines += ["", f"Policies ({result.policy_count} in the pack):"]
+    lines += ["", f"Policies ({plural(result.policy_count, 'policy rule')} in the pack):"]
     ordered = sorted(result.diagnostics, key=lambda d: (not d.mandatory, d.policy, d.urn))
     lines += [f"  {'mandatory' if d.mandatory else 'advisory '}  {d.policy}  {_short(d.urn)}: {d.text}"
               for d in ordered] or ["  no violations"]
@@ -97,5 +98,5 @@ def _json(result) -> str:
              "weights": {v: {"from": a, "to": b} for v, (a, b) in c.weights.items()}} for c in result.changes],
         "policies": [{"policy": d.policy, "level": "mandatory" if d.mandatory else "advisory", "urn": d.urn,
                       "message": d.text} for d in result.diagnostics],
-        "blocked": bool(result.mandatory), "timings": result.timings,
+        "policy_rules": result.policy_count, "blocked": bool(result.mandatory), "timings": result.timings,
     }, indent=2)

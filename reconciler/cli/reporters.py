@@ -6,15 +6,7 @@ import json
 import sys
 from typing import Any, Iterable
 
-from ..core.findings import Finding, Severity
-
-
-def finding_line(f: Finding) -> str:
-    """`file:line:col: severity: path: message; fix: ... [rule]`, the shape editors and CI annotate."""
-    where = f.file + (f":{f.line}" if f.line else "") + (f":{f.column}" if f.line and f.column else "")
-    path = f"{f.yaml_path}: " if f.path else ""
-    fix = f"; fix: {f.fix}" if f.fix else ""
-    return f"{where}: {f.severity}: {path}{f.message}{fix} [{f.rule}]"
+from ..core.findings import Finding, Severity, finding_line
 
 
 def print_errors(findings: Iterable[Finding], summary: str) -> None:

@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     from ..adapters.repo_loader import load_repository
     from .reporters import findings_json, findings_text
 
-    result = load_repository(args.path, *base_repository(args.path, args.base),
+    result = load_repository(args.path, base_repository(args.path, args.base),
                              now=args.at or datetime.now(timezone.utc))
     render = findings_json if args.format == "json" else findings_text
     print(render(result.findings, result.files))

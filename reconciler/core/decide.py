@@ -1,7 +1,7 @@
 """The rollout decision: from pointers, the candidate's release, observations and `now`, one of
 wait / hold / advance / promote / rollback / stop (and retire for an expired standby).
 
-Order of checks, every pass, at every stage (DESIGN.md "Rollout semantics", "Principles" 5):
+Order of checks, every pass, at every stage (docs/runbook.md "How the reconciler decides"):
 
 1. Prometheus unreachable: hold (and `reconcile` exits 3). Nothing is known, so nothing moves,
    and nothing healthy is rolled back.

@@ -151,7 +151,7 @@ class Metrics(Frozen):
 
 
 class PreDeploymentGates(Frozen):
-    """Offline gates a candidate passes before it takes any traffic (DESIGN.md's defaults)."""
+    """Offline gates a candidate passes before any traffic (defaults: docs/formats.md#pre-deployment-gates)."""
 
     max_toxicity: Fraction = 0.05
     min_win_rate: Fraction = 0.5

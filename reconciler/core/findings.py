@@ -61,6 +61,17 @@ class Finding:
         }
 
 
+def finding_line(f: Finding) -> str:
+    """`file:line:col: severity: path: message; fix: ... [rule]`, the shape editors and CI annotate.
+
+    Here rather than in the CLI's reporters because the Pulumi program (adapters/deployable.py)
+    refuses a broken repository with the same lines `reconciler validate` prints."""
+    where = f.file + (f":{f.line}" if f.line else "") + (f":{f.column}" if f.line and f.column else "")
+    path = f"{f.yaml_path}: " if f.path else ""
+    fix = f"; fix: {f.fix}" if f.fix else ""
+    return f"{where}: {f.severity}: {path}{f.message}{fix} [{f.rule}]"
+
+
 def format_path(path: YamlPath) -> str:
     """("rollout", "stages", 2, "weight") -> "rollout.stages[2].weight"."""
     out = ""

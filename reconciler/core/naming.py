@@ -33,7 +33,7 @@ def stack_name(model: str, version: str) -> str:
 
 
 def pod_labels(model: str, version: str) -> dict[str, str]:
-    """The labels Istio's metrics and the DestinationRule subsets select on (DESIGN.md's contract)."""
+    """The labels Istio's metrics and the DestinationRule subsets select on (the metrics contract: docs/formats.md#metrics)."""
     return {"app": model, "version": version_label(version)}
 
 

@@ -1,7 +1,7 @@
 """Pre-deployment gates: offline evaluation of a candidate, judged before it takes any traffic.
 
-DESIGN.md's defaults: toxicity < 0.05 (block), win rate vs current > 50% (block), adversarial
-suite 100% pass (block), latency p99 < current + 20% (warn). Results are values with phases and
+The defaults (docs/formats.md#pre-deployment-gates): toxicity < 0.05 (block), win rate vs current
+> 50% (block), adversarial suite 100% pass (block), latency p99 < current + 20% (warn). Results are values with phases and
 quantified messages ("toxicity 0.071 >= max 0.05"), shared by `validate` now and by the rollout start and the policy pack later.
 """
 

@@ -2,7 +2,7 @@
 
 A release holds everything needed to reproduce the model's behaviour (the bundle), where it came
 from (lineage), how it scored offline (evaluation) and how it should reach users (rollout).
-Defaults follow DESIGN.md's rollout table; every number can be overridden in the file.
+Defaults follow docs/formats.md (default stages per strategy); every number can be overridden in the file.
 """
 
 from __future__ import annotations
@@ -266,7 +266,7 @@ class Rollout(Frozen):
     strategy: Strategy = "canary"
     stages: list[Stage] = Field(
         default_factory=lambda: [Stage(**s) for s in DEFAULT_STAGES["canary"]],  # per strategy: _default_stages
-        description="defaults to DESIGN.md's table for the strategy",
+        description="defaults to the strategy's table: docs/formats.md#default-stages-per-strategy",
         min_length=1,
     )
     rollback_triggers: list[RollbackTrigger] = Field(

@@ -1,6 +1,6 @@
 """What a release's version number promises, checked against what changed since its parent.
 
-DESIGN.md's rules: MAJOR = a new base model or architecture; MINOR = a new capability (new
+The rules (docs/rules.md#semver): MAJOR = a new base model or architecture; MINOR = a new capability (new
 weights, a fine-tune on other data, a new tokenizer, a changed system prompt or few-shot set);
 PATCH = a fix or parameter tuning (generation parameters, safety or routing config, the model
 config file, the serving image or GPUs). Artifacts compare by sha256, not URI: moving the same

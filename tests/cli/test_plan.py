@@ -18,6 +18,7 @@ capacity); GPU scheduling and serving availability are the program's own doing.
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -408,3 +409,19 @@ def test_a_deleted_release_is_listed_and_warned_about(capsys: pytest.CaptureFixt
     assert [(w["rule"], w["file"]) for w in data["warnings"]] == [("immutable", "releases/chat-assistant/1.3.1.yaml")]
     markdown = plan(capsys, repo, "--base", "main", "--no-program").out
     assert "| chat-assistant 1.3.1 | removed | - | release file deleted |" in markdown.splitlines()
+
+
+def test_plan_and_preview_count_the_policy_rules_the_same_way(capsys: pytest.CaptureFixture[str],
+                                                               repo: Path) -> None:
+    """One count of the pack's rules (its `unknown-during-preview` channel is not a rule): plan
+    runs them in-process, preview asks the pack over gRPC; both say the same number."""
+    from reconciler.core.policy import policy_rules
+
+    applied(repo, SCENARIOS[0])
+    planned = plan(capsys, repo, "--base", "main", "--format", "json").json["checks"]["staging"]["policies"]
+    assert main(["preview", "--environment", "staging", "--format", "json", str(repo)]) == 0
+    previewed = json.loads(capsys.readouterr().out)["policy_rules"]
+    assert planned == previewed == len(policy_rules())
+    assert f"{planned} policy rules: no violations" in plan(capsys, repo, "--base", "main", "--format", "text").out
+    assert main(["preview", "--environment", "staging", str(repo)]) == 0
+    assert f"Policies ({planned} policy rules in the pack):" in capsys.readouterr().out

@@ -332,3 +332,199 @@ def test_the_installed_entry_point_exits_2_for_a_bad_ref(hermetic: Path) -> None
     assert (child.returncode, child.stdout) == (2, "")
     assert child.stderr.startswith("reconciler validate: cannot read 'v9.9.9' from git")
     assert "Traceback" not in child.stderr
+
+
+# --- the base's whole history: a version removed and re-added is still the version released -------------
+
+RELEASED_AT = datetime(2026, 11, 10, 9, 0, tzinfo=timezone.utc)
+cooler = edit(R131, set_(("bundle", "generation", "temperature"), 0.25))
+
+
+def commit_all(root: Path, message: str, when: datetime) -> str:
+    """Commit releases/ as it is now (added, changed and deleted files); the new commit's short sha."""
+    git(root, "add", "-A", "releases")
+    git(root, "commit", "-q", "-m", message, when=when)
+    return git(root, "rev-parse", "--short=10", "HEAD").strip()
+
+
+def released_then_withdrawn(path: Path) -> tuple[Path, str]:
+    """main: the example, then 1.3.1 released (10 Nov), then its file deleted (12 Nov); (root, release sha)."""
+    root = released_repo(path)
+    new_patch_release(root)
+    sha = commit_all(root, "Release chat-assistant 1.3.1", RELEASED_AT)
+    delete_file(R131)(root)
+    commit_all(root, "Withdraw chat-assistant 1.3.1", datetime(2026, 11, 12, 9, 0, tzinfo=timezone.utc))
+    return root, sha
+
+
+def released_elsewhere(version: str, sha: str, subject: str, changed: str, free: str) -> tuple[str, str]:
+    """(message, fix) of the error for a file whose earlier content `sha` released."""
+    return (f'chat-assistant {version} was released with other values in {sha} (2026-11-10, "{subject}") and '
+            f"removed since; changed: {changed}",
+            f"a version is released once, with one content: put the released values back (git show "
+            f"{sha}:./{R131} > {R131}), or release these values as a version never used, e.g. {free} (move the file "
+            f"to releases/chat-assistant/{free}.yaml and set version: \"{free}\")")
+
+
+def test_a_version_removed_and_re_added_with_other_values_is_an_error_naming_the_release(hermetic: Path) -> None:
+    root, sha = released_then_withdrawn(hermetic / "repo")
+    new_patch_release(root)
+    cooler(root)
+
+    run = validate(root, "--base", "main", "--format", "json")
+
+    assert run.code == 1, run.out + run.err
+    assert [(f["severity"], f["rule"], f["file"], f["path"]) for f in findings(run)] == [
+        ("error", "immutable", R131, "bundle.generation.temperature")]
+    message, fix = released_elsewhere("1.3.1", sha, "Release chat-assistant 1.3.1", "bundle.generation.temperature",
+                                      "1.3.2")
+    assert (findings(run)[0]["message"], findings(run)[0]["fix"]) == (message, fix)
+    assert findings(run)[0]["line"] == line_of((root / R131).read_text(encoding="utf-8"), r"^  generation:",
+                                               r"temperature:")
+    git(root, "checkout", "-q", "-b", "feature")  # committed on the pull request's branch: the same
+    commit_all(root, "Re-release 1.3.1, cooler", datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc))
+    assert [f["message"] for f in findings(validate(root, "--base", "main", "--format", "json"))] == [message]
+
+
+def test_re_added_as_released_passes_and_so_do_comments_order_and_quoting(hermetic: Path) -> None:
+    root, sha = released_then_withdrawn(hermetic / "repo")
+    git(root, "checkout", "-q", sha, "--", R131)  # the very bytes released
+    assert validate(root, "--base", "main").code == 0
+    replace_text(R131, (r'^model: chat-assistant\nversion: "1.3.1"\n', "version: '1.3.1'  # back\nmodel: chat-assistant\n"),
+                 (r"^lineage:\n", "# Where it came from.\nlineage:\n"))(root)
+    run = validate(root, "--base", "main", "--format", "json")
+    assert (run.code, findings(run)) == (0, [])
+
+
+def test_every_content_the_history_released_counts_not_only_the_last(hermetic: Path) -> None:
+    """1.3.1 released, then edited on main (before anyone checked), then removed: re-adding the last
+    values still changes what the first release said."""
+    root = released_repo(hermetic / "repo")
+    new_patch_release(root)
+    first = commit_all(root, "Release chat-assistant 1.3.1", RELEASED_AT)
+    cooler(root)
+    commit_all(root, "Tweak 1.3.1 in place", datetime(2026, 11, 11, 9, 0, tzinfo=timezone.utc))
+    last = git(root, "rev-parse", "--short=10", "HEAD").strip()
+    delete_file(R131)(root)
+    commit_all(root, "Withdraw chat-assistant 1.3.1", datetime(2026, 11, 12, 9, 0, tzinfo=timezone.utc))
+    git(root, "checkout", "-q", last, "--", R131)
+
+    run = validate(root, "--base", "main", "--format", "json")
+
+    assert run.code == 1
+    assert [f["message"] for f in findings(run)] == [released_elsewhere(
+        "1.3.1", first, "Release chat-assistant 1.3.1", "bundle.generation.temperature", "1.3.2")[0]]
+
+
+def test_a_pull_requests_draft_was_never_released_its_merge_was(hermetic: Path) -> None:
+    """History is main's first-parent line: a draft commit on a merged branch never reached main."""
+    root = released_repo(hermetic / "repo")
+    git(root, "checkout", "-q", "-b", "release-1.3.1")
+    both(new_patch_release, cooler)(root)
+    commit_all(root, "Draft 1.3.1", datetime(2026, 11, 9, 9, 0, tzinfo=timezone.utc))
+    new_patch_release(root)
+    commit_all(root, "1.3.1 as reviewed", datetime(2026, 11, 9, 10, 0, tzinfo=timezone.utc))
+    git(root, "checkout", "-q", "main")
+    git(root, "merge", "-q", "--no-ff", "-m", "Merge 1.3.1", "release-1.3.1", when=RELEASED_AT)
+    merge = git(root, "rev-parse", "--short=10", "HEAD").strip()
+    delete_file(R131)(root)
+    commit_all(root, "Withdraw chat-assistant 1.3.1", datetime(2026, 11, 12, 9, 0, tzinfo=timezone.utc))
+
+    new_patch_release(root)
+    assert validate(root, "--base", "main").code == 0
+    cooler(root)  # the draft's values
+    run = validate(root, "--base", "main", "--format", "json")
+    assert [f["message"] for f in findings(run)] == [released_elsewhere(
+        "1.3.1", merge, "Merge 1.3.1", "bundle.generation.temperature", "1.3.2")[0]]
+
+
+def test_plan_reports_the_same_error(hermetic: Path) -> None:
+    root, sha = released_then_withdrawn(hermetic / "repo")
+    both(new_patch_release, cooler)(root)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["plan", str(root), "--base", "main", "--no-program", "--format", "json"])
+    assert code == 1, err.getvalue()
+    errors = [f for f in json.loads(out.getvalue())["errors"] if f["rule"] == "immutable"]
+    assert [f["message"] for f in errors] == [released_elsewhere(
+        "1.3.1", sha, "Release chat-assistant 1.3.1", "bundle.generation.temperature", "1.3.2")[0]]
+
+
+def test_a_shallow_clone_sees_only_the_history_it_has_and_says_so(hermetic: Path) -> None:
+    """What a shallow clone cuts off cannot be checked: files the base's tip lacks get a warning that
+    names where the history stops and how to fetch the rest; the history it does have is checked."""
+    seed, sha = released_then_withdrawn(hermetic / "seed")
+    shallow = hermetic / "shallow"
+    git(hermetic, "clone", "-q", "--depth", "1", f"file://{seed}", str(shallow))
+    cut = git(shallow, "rev-parse", "--short=10", "HEAD").strip()
+    both(new_patch_release, cooler)(shallow)
+
+    run = validate(shallow, "--base", "origin/main", "--format", "json")
+
+    assert run.code == 0, run.out + run.err
+    assert [(f["severity"], f["rule"], f["file"], f["path"]) for f in findings(run)] == [
+        ("warning", "immutable", R131, "")]
+    assert findings(run)[0]["message"] == (
+        f"chat-assistant 1.3.1 is not on origin/main, whose history here stops at {cut} (a shallow clone): "
+        "whether an earlier commit released other values for it is not known")
+    assert findings(run)[0]["fix"] == ("fetch the whole history (git fetch --unshallow; in CI, actions/checkout "
+                                       "with fetch-depth: 0)")
+    deeper = hermetic / "deeper"  # two commits deep: the release is in reach again
+    git(hermetic, "clone", "-q", "--depth", "2", f"file://{seed}", str(deeper))
+    both(new_patch_release, cooler)(deeper)
+    rerun = validate(deeper, "--base", "origin/main", "--format", "json")
+    assert rerun.code == 1
+    assert [f["message"] for f in findings(rerun)] == [released_elsewhere(
+        "1.3.1", sha, "Release chat-assistant 1.3.1", "bundle.generation.temperature", "1.3.2")[0]]
+
+
+def test_the_history_reader_skips_the_content_a_file_holds_now_by_blob_id(hermetic: Path) -> None:
+    """Identical bytes cost nothing: only other contents are read, parsed and handed to the core."""
+    from reconciler.adapters.history import read_release_history
+
+    root, sha = released_then_withdrawn(hermetic / "repo")
+    git(root, "checkout", "-q", sha, "--", R131)
+    released_bytes = (root / R131).read_bytes()
+    history = read_release_history(root, "main", {R131: released_bytes})
+    assert history.earlier == {}
+    assert R131 in history.files and R12 in history.files
+    assert history.cut_at is None
+    other = read_release_history(root, "main", {R131: released_bytes + b"# a comment\n"})
+    assert [(e.release.version, e.commit.sha, e.commit.subject) for e in other.earlier[R131]] == [
+        ("1.3.1", sha, "Release chat-assistant 1.3.1")]
+
+
+def test_a_sluice_repository_in_a_subfolder_of_the_git_work_tree(hermetic: Path) -> None:
+    top = hermetic / "monorepo"
+    root = copy_example(top / "deploy" / "sluice")
+    git(top, "init", "-q", "-b", "main")
+    git(top, "add", ".")
+    git(top, "commit", "-q", "-m", "Released: the example repository")
+    new_patch_release(root)
+    git(top, "add", "-A", ".")
+    git(top, "commit", "-q", "-m", "Release chat-assistant 1.3.1", when=RELEASED_AT)
+    sha = git(top, "rev-parse", "--short=10", "HEAD").strip()
+    delete_file(R131)(root)
+    git(top, "add", "-A", ".")
+    git(top, "commit", "-q", "-m", "Withdraw chat-assistant 1.3.1")
+    both(new_patch_release, cooler)(root)
+
+    run = validate(root, "--base", "main", "--format", "json")
+
+    assert run.code == 1
+    assert [(f["file"], f["path"]) for f in findings(run)] == [(R131, "bundle.generation.temperature")]
+    assert f"released with other values in {sha} (2026-11-10" in findings(run)[0]["message"]
+
+
+def test_the_base_is_read_only_where_its_bytes_differ_from_the_working_tree(hermetic: Path) -> None:
+    """A released file with the very bytes cannot have changed: `load_base` parses the others only,
+    and still knows every file the tip has (so none of them is judged against the history)."""
+    from reconciler.adapters.base_ref import load_base
+
+    root = released_repo(hermetic / "repo")
+    assert load_base(root, "main").tip.releases == ()
+    edit(R13, set_(("evaluation", "toxicity"), 0.009))(root)
+    delete_file(R12)(root)
+    released = load_base(root, "main")
+    assert sorted(e.file for e in released.tip.releases) == [R12, R13]
+    assert {R12, R13, "releases/chat-assistant/1.1.0.yaml"} <= released.files_at_tip

@@ -60,7 +60,7 @@ BLUE_GREEN = with_rollout(strategy="blue-green", stages=[
      "gates": [{"metric": "error_rate", "max": 0.01}, {"metric": "latency_p99_ms", "max_ratio_to_stable": 1.2}]},
     {"weight": 100, "min_duration": "2h", "gates": [{"metric": "error_rate", "max": 0.01}]},
 ])
-SHADOW = with_rollout(strategy="shadow")  # DESIGN.md's default: a 100% mirror stage, then the canary stages
+SHADOW = with_rollout(strategy="shadow")  # the default (docs/formats.md): a 100% mirror stage, then the canary stages
 SHADOW_ONLY = with_rollout(strategy="shadow", stages=DEFAULT_STAGES["shadow"][:1])
 CANARY_DEFAULTS = with_rollout(strategy="canary")
 #: The example's stages; a stage that has not advanced 6h after it began is rolled back.
@@ -281,7 +281,7 @@ TABLE = [
     case("stage 4 (50%) promotes straight into a final 100% stage without checks", deployment(4, DONE), observe(),
          Action.PROMOTE, says=("user_satisfaction 0.91 >= 0.98 x stable 0.91 = 0.8918 over 5m",),
          stage=4, next_stage=5, weight=100, previous_weight=50, standby_until=NOW + 72 * HOUR),
-    case("DESIGN.md's default canary stages promote from 50% too", deployment(4, DONE), observe(), Action.PROMOTE,
+    case("the default canary stages promote from 50% too", deployment(4, DONE), observe(), Action.PROMOTE,
          release=CANARY_DEFAULTS, next_stage=5, weight=100),
     case("a passing candidate at the last stage promotes", deployment(5, HOUR), observe(), Action.PROMOTE,
          says=("no gates at this stage",), next_stage=None, weight=100, previous_weight=100),

@@ -1,4 +1,4 @@
-"""The pydantic models: immutability, strictness, DESIGN.md's defaults and the constrained types.
+"""The pydantic models: immutability, strictness, the documented defaults (docs/formats.md) and the constrained types.
 
 Valid documents come from the example repository (parsed the way the loader parses them), and each
 case changes one value, so a failure points at one rule of the format.

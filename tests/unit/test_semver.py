@@ -1,4 +1,4 @@
-"""Semver rules, one row per rule of DESIGN.md: what a change since the parent release asks of the
+"""Semver rules, one row per rule of docs/rules.md#semver: what a change since the parent release asks of the
 version number (`changes_since`, `required_bump`), how far a version moved (`bump_between`), and
 the version a fix suggests (`next_version`).
 

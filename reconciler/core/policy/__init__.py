@@ -71,6 +71,14 @@ def policy(name: str, description: str, *, mandatory: bool, scope: Scope) -> Cal
     return register
 
 
+def count_rules(names: Iterable[str]) -> int:
+    """How many of `names` are policy rules: the one count `plan` (the rules it ran) and `preview`
+    (the policies the pack announces) report. The pack's `unknown-during-preview` policy carries
+    rules' undecided results and is no rule of its own, so it does not count."""
+    known = {rule.name for rule in policy_rules()}
+    return len(known.intersection(names))
+
+
 def policy_rules() -> list[PolicyRule]:
     """Every rule, mandatory first, in registration order within each level."""
     # Registration order is report order: routes, pods, release documents, capacity, secrets.

@@ -1,6 +1,6 @@
 """Traffic rules: what the VirtualService sends where, against what the pointer and the rollout say.
 
-The expected split is DESIGN.md's: the candidate gets its current stage's weight, stable the rest,
+The expected split (docs/policies.md#route-weights): the candidate gets its current stage's weight, stable the rest,
 every other live version 0, and a shadow stage mirrors `mirror`% to the candidate. The pointer
 ConfigMap says which version is which and the candidate's stage; the candidate's release document
 says what that stage's weight is. A route is a *traffic route* unless it is pinned to one version
