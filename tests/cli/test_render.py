@@ -265,3 +265,18 @@ def test_a_capacity_error_exits_1_and_writes_nothing(capsys: pytest.CaptureFixtu
     else:
         assert files(target) == before  # the previous render is left exactly as it was
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["repo", *(["rendered"] if before else [])])
+
+
+# --- secrets ------------------------------------------------------------------------------------------
+
+
+def test_a_notification_urls_credentials_are_not_rendered(capsys: pytest.CaptureFixture[str],
+                                                          example_repo: Path) -> None:
+    """docs/program.md: notification URLs are redacted to their host in the release ConfigMap."""
+    url = "https://sluice-bot:hunter2-pass@oncall.acme.example/hooks/sluice"
+    mutate_yaml(example_repo / "releases/chat-assistant/1.3.0.yaml",
+                lambda d: d["rollout"]["notify"][1].__setitem__("url", url))
+    code, out, err = run(capsys, "render", "--environment", "staging", str(example_repo))
+    assert code == 0, err
+    assert "hunter2" not in out and "sluice-bot" not in out
+    assert "https://oncall.acme.example/redacted" in out
