@@ -486,6 +486,20 @@ def test_approvers_must_be_allowed_and_distinct(prod: list[Any]) -> None:
     assert "not allowed to approve: eve@evil.example" in message and "counted once: alice.chen@acme.example" in message
 
 
+def test_an_approval_before_the_release_was_created_does_not_count(prod: list[Any]) -> None:
+    """The same check as `reconciler validate`'s approvals rule (rules/environment_rules.py)."""
+    def predated(doc: dict[str, Any]) -> None:
+        doc["release"]["lineage"]["approvals"][1]["at"] = "2026-09-16T14:01:59Z"  # created_at is 14:02:00Z
+
+    messages = violations("approvals", with_release(prod, "chat-assistant-v1-2-0-release", predated))
+    assert f"prod (protected): stable {STABLE} was approved by bob.okafor@acme.example at 2026-09-16T14:01:59Z, " \
+        "before it was created (lineage.created_at 2026-09-16T14:02:00Z)" in messages[0]
+    assert "has 1 of 2 required approvals" in messages[1] and len(messages) == 2
+    no_at = with_release(prod, "chat-assistant-v1-2-0-release",
+                         lambda doc: doc["release"]["lineage"]["approvals"][0].pop("at"))
+    assert "release.json.release.lineage.approvals[0].at is missing" in only(violations("approvals", no_at))
+
+
 def test_unprotected_environments_need_none(staging: list[Any]) -> None:
     assert violations("approvals", with_release(staging, "chat-assistant-v1-3-0-release", drop_approvals(0))) == []
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
@@ -411,9 +412,9 @@ CASES = [
          "chat-assistant candidate 1.1.0 is not newer than stable 1.2.0",
          (r"^models:", r"chat-assistant:", r"candidate:"), also=("predeployment-gates",)),
     # approvals
-    Case("a protected environment that requires no approvals warns",
+    Case("a protected environment that requires no approvals is an error: protection would mean nothing",
          edit(PROD, set_(("policy", "required_approvals"), 0)),
-         "approvals", WARNING, PROD, "policy.required_approvals",
+         "approvals", ERROR, PROD, "policy.required_approvals",
          "the environment is protected but requires no approvals",
          (r"required_approvals: 0",)),
     Case("requiring more approvals than there are approvers can never be met",
@@ -436,6 +437,12 @@ CASES = [
          "approvals", ERROR, R12, "lineage.approvals",
          "has 1 of 2 required approvals from allowed approvers; not allowed to approve: mallory@example.org",
          (r"^lineage:", r"approvals:")),
+    Case("an approval dated before the release's created_at does not count: it approved something else",
+         edit(R12, set_(("lineage", "approvals", 1, "at"), datetime(2026, 9, 16, 14, 1, 59, tzinfo=timezone.utc))),
+         "approvals", ERROR, R12, "lineage.approvals[1].at",
+         "prod (stable): chat-assistant/v1.2.0-9c41e7a2d3b8 was approved by bob.okafor@acme.example at "
+         "2026-09-16T14:01:59Z, before it was created (lineage.created_at 2026-09-16T14:02:00Z)",
+         (r"^lineage:", r"approvals:", r"- by: bob", r"at:"), also=("approvals",)),
     Case("two approvals by the same person count once",
          edit(C20, set_(("lineage", "approvals", 1, "by"), "alice.chen@acme.example")),
          "approvals", ERROR, C20, "lineage.approvals",
@@ -549,8 +556,8 @@ def test_findings_come_back_sorted_by_file_and_line(example_repo: Path) -> None:
     lines = [f.line for f in findings if f.file == R13]
     assert lines == sorted(lines)
     result = load_repository(example_repo)
-    assert [f.rule for f in result.warnings] == ["approvals", "rollout-stages"]
-    assert [f.rule for f in result.errors] == ["rollout-stages", "bounds"]
+    assert [f.rule for f in result.warnings] == ["rollout-stages"]
+    assert [f.rule for f in result.errors] == ["approvals", "rollout-stages", "bounds"]
 
 
 def test_a_duplicated_pool_name_is_reported_once_and_models_use_the_first_entry(example_repo: Path) -> None:
