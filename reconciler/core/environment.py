@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, Field, field_validator, model_validator
 
-from .types import DNS_LABEL, DnsLabel, Email, Fraction, Frozen, PositiveDuration, SemVer, format_duration
+from .types import DNS_LABEL, MAX_NODES, DnsLabel, Email, Fraction, Frozen, PositiveDuration, SemVer, format_duration
 
 #: Placeholders a query template may use; each value is validated before it is interpolated.
 TEMPLATE_PLACEHOLDERS = frozenset({"window", "namespace"})
@@ -115,8 +115,8 @@ class GpuPool(Frozen):
     instance_type: str = Field(pattern=r"^[a-z0-9]+\.[a-z0-9]+$", description="e.g. p4de.24xlarge")
     gpu_type: DnsLabel = Field(description="e.g. nvidia-a100-80gb; releases name the same type")
     gpus_per_node: int = Field(ge=1, le=64)
-    min_nodes: int = Field(default=0, ge=0)
-    max_nodes: int = Field(ge=1)
+    min_nodes: int = Field(default=0, ge=0, le=MAX_NODES)
+    max_nodes: int = Field(ge=1, le=MAX_NODES)
     ami_type: Literal["AL2023_x86_64_NVIDIA", "AL2023_ARM_64_NVIDIA",
                       "BOTTLEROCKET_x86_64_NVIDIA", "BOTTLEROCKET_ARM_64_NVIDIA"] = Field(
         default="AL2023_x86_64_NVIDIA", description="an EKS AMI with NVIDIA drivers; ARM for Graviton GPU nodes")
@@ -156,12 +156,12 @@ class PreDeploymentGates(Frozen):
     max_toxicity: Fraction = 0.05
     min_win_rate: Fraction = 0.5
     min_adversarial_pass_rate: Fraction = 1.0
-    max_latency_increase: float = Field(default=0.2, ge=0, description="0.2 = p99 may be 20% above stable (warns)")
+    max_latency_increase: float = Field(default=0.2, ge=0, le=100, description="0.2 = p99 may be 20% above stable (warns)")
 
 
 class Policy(Frozen):
     protected: bool = False
-    required_approvals: int = Field(default=0, ge=0)
+    required_approvals: int = Field(default=0, ge=0, le=100)
     allowed_approvers: list[Email] = Field(default_factory=list)
     predeployment: PreDeploymentGates = PreDeploymentGates()
 
@@ -174,7 +174,7 @@ class ModelDeployment(Frozen):
     standby: SemVer | None = None
     standby_until: AwareDatetime | None = Field(
         default=None, description="when the reconciler retires the standby (set at promotion); unset: kept until removed")
-    stage: int = Field(default=0, ge=0, description="index into the candidate's rollout.stages")
+    stage: int = Field(default=0, ge=0, le=99, description="index into the candidate's rollout.stages")
     stage_started_at: AwareDatetime | None = None
     pool: DnsLabel = Field(description="the GPU pool that serves this model")
     replicas: int = Field(default=1, ge=1, le=1000, description="replicas per live version")
