@@ -12,8 +12,9 @@ from datetime import timedelta
 from string import Template
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, Field, field_validator, model_validator
+from pydantic import AfterValidator, AwareDatetime, Field, ValidationInfo, field_validator, model_validator
 
+from .urls import prometheus_url_problem
 from .types import DNS_LABEL, MAX_NODES, DnsLabel, Email, Fraction, Frozen, PositiveDuration, SemVer, format_duration
 
 #: Placeholders a query template may use; each value is validated before it is interpolated.
@@ -135,7 +136,12 @@ class Istio(Frozen):
 
 
 class Metrics(Frozen):
-    prometheus_url: str = Field(pattern=r"^https?://\S+$")
+    # Declared before prometheus_url, whose check reads it (pydantic validates fields in order).
+    allow_link_local: bool = Field(
+        default=False, description="let prometheus_url name a link-local or cloud metadata address "
+        "(169.254.0.0/16, fe80::/10, metadata.google.internal, ...): only where Prometheus really listens there")
+    prometheus_url: str = Field(pattern=r"^https?://\S+$",
+                                description="no user:password@; no link-local or metadata host unless allowed")
     window: PositiveDuration = timedelta(minutes=5)
     timeout: PositiveDuration = timedelta(seconds=10)
     max_staleness: PositiveDuration = Field(default=timedelta(minutes=2), description="older samples count as missing")
@@ -143,6 +149,14 @@ class Metrics(Frozen):
         default_factory=lambda: dict(DEFAULT_QUERIES),
         description="merged over the default catalog: name a default to override it",
     )
+
+    @field_validator("prometheus_url")
+    @classmethod
+    def _trusted(cls, url: str, info: ValidationInfo) -> str:
+        problem = prometheus_url_problem(url, allow_link_local=bool(info.data.get("allow_link_local")))
+        if problem:
+            raise ValueError(problem)
+        return url
 
     @field_validator("queries", mode="after")
     @classmethod

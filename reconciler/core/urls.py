@@ -25,8 +25,9 @@ METADATA_HOSTS = frozenset({
 })
 _LINK_LOCAL = (ipaddress.ip_network("169.254.0.0/16"), ipaddress.ip_network("fe80::/10"))
 
-ALLOW_FIELD = "metrics.allow_link_local"
-ALLOW_FLAG = "--allow-link-local"
+#: How to allow a link-local Prometheus, where the URL comes from.
+ALLOW_FIELD = "set `metrics.allow_link_local: true` in the environment file"
+ALLOW_FLAG = "pass --allow-link-local"
 
 
 def redact_url(url: str, rest: str = "…") -> str:
@@ -72,8 +73,11 @@ def link_local_reason(host: str) -> str | None:
 
 
 def prometheus_url_problem(url: str, *, allow_link_local: bool, allow_how: str = ALLOW_FIELD) -> str | None:
-    """What is wrong with a Prometheus URL, with the fix, or None. `allow_how` names the switch
-    that allows link-local hosts where this URL came from (the environment field or the CLI flag)."""
+    """What is wrong with a Prometheus URL, with the fix, or None. `allow_how` says how to allow a
+    link-local host where this URL came from (the environment field or the CLI flag).
+
+    Example: "http://169.254.169.254/" -> "169.254.169.254 is a cloud instance metadata service: ..."
+    """
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
@@ -88,6 +92,6 @@ def prometheus_url_problem(url: str, *, allow_link_local: bool, allow_how: str =
                 "authenticating proxy (or the in-cluster network policy) admit the reconciler instead")
     reason = link_local_reason(host)
     if reason and not allow_link_local:
-        return (f"points at {reason}: a reconciler running with cloud credentials would query it. Use the "
-                f"Prometheus service's own address, or, if Prometheus really listens there, set `{allow_how}`")
+        return (f"{reason}: a reconciler running with cloud credentials would send its queries there. Use the "
+                f"Prometheus service's own address, or, if Prometheus really listens there, {allow_how}")
     return None
