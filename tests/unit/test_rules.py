@@ -123,7 +123,27 @@ class Case(NamedTuple):
     also: tuple[str, ...] = ()  # rules whose findings may accompany this one (the same cause)
 
 
+AWS_KEY = "AKIA" + "IOSFODNN7" + "EXAMPLQ"  # built at run time, so this file holds no secret-shaped literal
+GITHUB_TOKEN = "ghp_" + "a1B2c3D4e5" * 4
+
 CASES = [
+    # secrets: what render would copy into a ConfigMap, through the pack's own detector
+    Case("an AWS access key in a release's description",
+         edit(R13, set_(("description",), f"Adds tool use. Deploy key {AWS_KEY}.")),
+         "secrets", ERROR, R13, "description",
+         "description holds what looks like an AWS access key id (AKIA... (20 characters)); `reconciler render` "
+         "and the Pulumi program would copy it into the ConfigMap chat-assistant-v1-3-0-release",
+         (r"^description:",)),
+    Case("a GitHub token in the generation parameters",
+         edit(R13, set_(("bundle", "generation", "stop"), ["</s>", GITHUB_TOKEN])),
+         "secrets", ERROR, R13, "bundle.generation.stop[1]",
+         "bundle.generation.stop[1] holds what looks like a GitHub token (ghp_... (44 characters))",
+         (r"^bundle:", r"generation:", r"stop:", r"ghp_")),
+    Case("a hyperparameter named like a secret with a literal value",
+         edit(R13, set_(("lineage", "hyperparameters", "wandb_api_key"), "q8w9e7r6t5y4u3i2")),
+         "secrets", ERROR, R13, "lineage.hyperparameters.wandb_api_key",
+         "holds what looks like a value assigned to 'wandb_api_key' (q8w9... (16 characters))",
+         (r"^lineage:", r"hyperparameters:", r"wandb_api_key:")),
     # release-location
     Case("a release whose version differs from its file name is misplaced",
          copy(R13, "releases/chat-assistant/1.3.1.yaml", set_(("version",), "1.3.2")),
@@ -457,7 +477,7 @@ def test_every_registered_rule_has_a_case() -> None:
     assert set(RULES) == {
         "release-location", "unique-version", "rollout-stages", "bounds", "lineage-parent", "environment-name",
         "gpu-pools", "pointers", "stage", "gpu-placement", "capacity", "object-names", "gate-metrics", "predeployment-gates",
-        "approvals", "semver", "candidate-newer"}
+        "approvals", "semver", "candidate-newer", "secrets"}
 
 
 def test_the_example_repository_is_clean(example_repo: Path) -> None:
