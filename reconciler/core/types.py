@@ -101,10 +101,10 @@ Percent = Annotated[int, Field(ge=0, le=100)]
 # Ranges (docs/formats.md, "Ranges"): every number has one, so a typo of a few extra digits is a
 # finding with its line, not a value that overflows arithmetic or reaches a ConfigMap.
 MAX_TOKENS = 1_048_576  # 2**20: above every context window and output limit in use
-MAX_MEASURE = 1e12  # metric bounds, benchmark scores, numeric hyperparameters: any sane unit fits
+MAX_MEASURE = 1e15  # metric bounds, benchmark scores, numeric hyperparameters (1.5e13 tokens seen): any sane unit fits
 MAX_REQUESTS = 10**12
 MAX_NODES = 10_000
-#: A metric value or bound in its own unit (ms, ratio, score): finite and within +-1e12.
+#: A metric value or bound in its own unit (ms, ratio, score): finite and within +-1e15.
 Measure = Annotated[float, Field(ge=-MAX_MEASURE, le=MAX_MEASURE)]
 #: A whole number as 64-bit consumers (JSON parsers, Go, Java) read it.
 Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
