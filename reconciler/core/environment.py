@@ -14,8 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, Field, ValidationInfo, field_validator, model_validator
 
-from .urls import prometheus_url_problem
 from .types import DNS_LABEL, MAX_NODES, DnsLabel, Email, Fraction, Frozen, PositiveDuration, SemVer, format_duration
+from .urls import prometheus_url_problem
 
 #: Placeholders a query template may use; each value is validated before it is interpolated.
 TEMPLATE_PLACEHOLDERS = frozenset({"window", "namespace"})

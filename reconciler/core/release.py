@@ -264,6 +264,7 @@ class Rollout(Frozen):
         default_factory=lambda: [Stage(**s) for s in DEFAULT_STAGES["canary"]],  # per strategy: _default_stages
         description="defaults to DESIGN.md's table for the strategy",
         min_length=1,
+        max_length=100,
     )
     rollback_triggers: list[RollbackTrigger] = Field(
         default_factory=lambda: [RollbackTrigger(**t) for t in DEFAULT_ROLLBACK_TRIGGERS]

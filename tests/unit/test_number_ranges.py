@@ -142,3 +142,15 @@ def test_validate_of_an_overflowing_duration_exits_1_with_file_line_and_path(tmp
     assert "Traceback" not in done.stderr + done.stdout
     assert f"{RELEASE}:{line}:7: error: rollout.stages[1].min_duration: " in done.stdout + done.stderr
     assert "longer than 365d" in done.stdout + done.stderr
+
+
+def test_a_rollout_has_at_most_100_stages_so_a_stage_index_fits(repo: Path) -> None:
+    original = (repo / RELEASE).read_bytes()
+    try:
+        mutate_yaml(repo / RELEASE, _set(("rollout", "stages"), [{"weight": 0}] * 100 + [{"weight": 100}]))
+        code, report = _validate(repo)
+    finally:
+        (repo / RELEASE).write_bytes(original)
+    assert code == 1
+    [finding] = [e for e in report["errors"] if e["path"] == "rollout.stages" and e["rule"] == "schema"]
+    assert "at most 100 items" in finding["message"]
