@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..core.release import NotificationTarget
+from ..core.urls import redact_url as redact  # the one redactor: ConfigMaps and messages show the same
 
 USER_AGENT = "sluice-reconciler"
 _GRACE = 0.5  # seconds past `timeout` for a target's own timeout error to arrive first
@@ -45,19 +46,6 @@ class Delivery:
     target: str  # redacted: scheme://host/…
     ok: bool
     detail: str
-
-
-def redact(url: str) -> str:
-    """`https://hooks.slack.com/services/T0/B0/secret` -> `https://hooks.slack.com/…` (no user,
-    password, path or query)."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or "?"
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "(invalid URL)"
-    host = f"[{host}]" if ":" in host else host
-    return f"{parts.scheme or '?'}://{host}{port}/…"
 
 
 def notify(targets: Iterable[NotificationTarget], summary: str, payload: Mapping[str, object],

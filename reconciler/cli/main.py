@@ -128,6 +128,25 @@ def parse_time(text: str):
     return value
 
 
+def add_prometheus_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--prometheus", metavar="URL", help="query this Prometheus instead of the environment's own")
+    parser.add_argument("--allow-link-local", action="store_true",
+                        help="let --prometheus name a link-local or cloud metadata address (as an environment's "
+                             "metrics.allow_link_local)")
+
+
+def checked_prometheus_url(url: str | None, allow_link_local: bool) -> str | None:
+    """`--prometheus URL` under the environment files' rule (core/urls.py); UsageError when refused."""
+    from ..core.urls import ALLOW_FLAG, prometheus_url_problem, redact_url
+
+    if url is None:
+        return None
+    problem = prometheus_url_problem(url, allow_link_local=allow_link_local, allow_how=ALLOW_FLAG)
+    if problem:
+        raise UsageError(f"--prometheus {redact_url(url, '')}: {problem}")
+    return url
+
+
 def add_at_argument(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--at", type=parse_time, metavar="TIME", help=f"{what} (ISO 8601, e.g. 2026-11-22T10:00:00Z; "
                         "default: now)")

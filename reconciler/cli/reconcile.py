@@ -18,14 +18,15 @@ import sys
 from time import sleep  # module-level, so a test can stop the watch loop without stopping subprocesses
 
 from . import exit_codes
-from .main import UsageError, add_at_argument, add_format_argument, add_repo_argument
+from .main import (UsageError, add_at_argument, add_format_argument, add_prometheus_arguments, add_repo_argument,
+                   checked_prometheus_url)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_repo_argument(parser)
     parser.add_argument("--environment", "-e", action="append", metavar="ENV",
                         help="only this environment (repeatable; default: all)")
-    parser.add_argument("--prometheus", metavar="URL", help="query this Prometheus instead of the environment's own")
+    add_prometheus_arguments(parser)
     add_at_argument(parser, "decide as of TIME: queries and clocks read that instant")
     parser.add_argument("--dry-run", action="store_true", help="decide and print; write and commit nothing")
     parser.add_argument("--push", action="store_true",
@@ -63,7 +64,7 @@ def _one_pass(args: argparse.Namespace) -> int:
     from .reporters import print_failed_deliveries
 
     try:
-        report = run_pass(args.path, environments=args.environment, prometheus_url=args.prometheus, at=args.at,
+        report = run_pass(args.path, environments=args.environment, prometheus_url=checked_prometheus_url(args.prometheus, args.allow_link_local), at=args.at,
                           dry_run=args.dry_run, push=args.push)
     except InvalidRepository as err:
         print_repository_errors(err.findings, "reconcile")

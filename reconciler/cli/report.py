@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from . import exit_codes
-from .main import UsageError, add_repo_argument, parse_time
+from .main import UsageError, add_prometheus_arguments, add_repo_argument, checked_prometheus_url, parse_time
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_repo_argument(parser)
     parser.add_argument("--environment", "-e", required=True, metavar="ENV", help="the environment (environments/<ENV>.yaml)")
     parser.add_argument("--out", required=True, type=Path, metavar="FILE", help="the HTML file to write")
-    parser.add_argument("--prometheus", metavar="URL", help="query this Prometheus instead of the environment's own")
+    add_prometheus_arguments(parser)
     parser.add_argument("--since", type=parse_time, metavar="TIME",
                         help="start of the charts (default: a little before the rollout started)")
     parser.add_argument("--until", type=parse_time, metavar="TIME",
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         report = make_report(args.path, args.environment, args.model, args.out, now=datetime.now(timezone.utc),
-                             prometheus_url=args.prometheus, since=args.since, until=args.until)
+                             prometheus_url=checked_prometheus_url(args.prometheus, args.allow_link_local), since=args.since, until=args.until)
     except ReportError as err:
         raise UsageError(str(err)) from None
     except GitError as err:

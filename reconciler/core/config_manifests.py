@@ -17,6 +17,7 @@ from .naming import FETCHER_CONFIG_MAP, pod_labels, stack_name
 from .release import Release
 from .serving_manifests import Manifest, bundle_dir, bundle_files, metadata
 from .traffic import TrafficSplit
+from .urls import redact_url
 
 
 def as_json(value: Any) -> str:
@@ -33,11 +34,11 @@ def config_map(name: str, namespace: str, labels: dict[str, str], data: dict[str
 
 
 def without_secrets(release: Release) -> dict[str, Any]:
-    """The release as JSON, minus notification URLs: a webhook URL is a credential, and pods never notify."""
+    """The release as JSON, notification URLs cut to scheme://host/redacted: a webhook URL (its path,
+    any user:password@) is a credential, and pods never notify."""
     data = release.model_dump(mode="json")
     for target in data["rollout"]["notify"]:
-        scheme, _, rest = target["url"].partition("://")
-        target["url"] = f"{scheme}://{rest.split('/')[0]}/redacted"
+        target["url"] = redact_url(target["url"], "redacted")
     return data
 
 

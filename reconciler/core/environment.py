@@ -12,9 +12,10 @@ from datetime import timedelta
 from string import Template
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, Field, field_validator, model_validator
+from pydantic import AfterValidator, AwareDatetime, Field, ValidationInfo, field_validator, model_validator
 
-from .types import DNS_LABEL, DnsLabel, Email, Fraction, Frozen, PositiveDuration, SemVer, format_duration
+from .types import DNS_LABEL, MAX_NODES, DnsLabel, Email, Fraction, Frozen, PositiveDuration, SemVer, format_duration
+from .urls import prometheus_url_problem
 
 #: Placeholders a query template may use; each value is validated before it is interpolated.
 TEMPLATE_PLACEHOLDERS = frozenset({"window", "namespace"})
@@ -115,8 +116,8 @@ class GpuPool(Frozen):
     instance_type: str = Field(pattern=r"^[a-z0-9]+\.[a-z0-9]+$", description="e.g. p4de.24xlarge")
     gpu_type: DnsLabel = Field(description="e.g. nvidia-a100-80gb; releases name the same type")
     gpus_per_node: int = Field(ge=1, le=64)
-    min_nodes: int = Field(default=0, ge=0)
-    max_nodes: int = Field(ge=1)
+    min_nodes: int = Field(default=0, ge=0, le=MAX_NODES)
+    max_nodes: int = Field(ge=1, le=MAX_NODES)
     ami_type: Literal["AL2023_x86_64_NVIDIA", "AL2023_ARM_64_NVIDIA",
                       "BOTTLEROCKET_x86_64_NVIDIA", "BOTTLEROCKET_ARM_64_NVIDIA"] = Field(
         default="AL2023_x86_64_NVIDIA", description="an EKS AMI with NVIDIA drivers; ARM for Graviton GPU nodes")
@@ -135,7 +136,12 @@ class Istio(Frozen):
 
 
 class Metrics(Frozen):
-    prometheus_url: str = Field(pattern=r"^https?://\S+$")
+    # Declared before prometheus_url, whose check reads it (pydantic validates fields in order).
+    allow_link_local: bool = Field(
+        default=False, description="let prometheus_url name a link-local or cloud metadata address "
+        "(169.254.0.0/16, fe80::/10, metadata.google.internal, ...): only where Prometheus really listens there")
+    prometheus_url: str = Field(pattern=r"^https?://\S+$",
+                                description="no user:password@; no link-local or metadata host unless allowed")
     window: PositiveDuration = timedelta(minutes=5)
     timeout: PositiveDuration = timedelta(seconds=10)
     max_staleness: PositiveDuration = Field(default=timedelta(minutes=2), description="older samples count as missing")
@@ -143,6 +149,14 @@ class Metrics(Frozen):
         default_factory=lambda: dict(DEFAULT_QUERIES),
         description="merged over the default catalog: name a default to override it",
     )
+
+    @field_validator("prometheus_url")
+    @classmethod
+    def _trusted(cls, url: str, info: ValidationInfo) -> str:
+        problem = prometheus_url_problem(url, allow_link_local=bool(info.data.get("allow_link_local")))
+        if problem:
+            raise ValueError(problem)
+        return url
 
     @field_validator("queries", mode="after")
     @classmethod
@@ -156,12 +170,12 @@ class PreDeploymentGates(Frozen):
     max_toxicity: Fraction = 0.05
     min_win_rate: Fraction = 0.5
     min_adversarial_pass_rate: Fraction = 1.0
-    max_latency_increase: float = Field(default=0.2, ge=0, description="0.2 = p99 may be 20% above stable (warns)")
+    max_latency_increase: float = Field(default=0.2, ge=0, le=100, description="0.2 = p99 may be 20% above stable (warns)")
 
 
 class Policy(Frozen):
     protected: bool = False
-    required_approvals: int = Field(default=0, ge=0)
+    required_approvals: int = Field(default=0, ge=0, le=100)
     allowed_approvers: list[Email] = Field(default_factory=list)
     predeployment: PreDeploymentGates = PreDeploymentGates()
 
@@ -174,7 +188,7 @@ class ModelDeployment(Frozen):
     standby: SemVer | None = None
     standby_until: AwareDatetime | None = Field(
         default=None, description="when the reconciler retires the standby (set at promotion); unset: kept until removed")
-    stage: int = Field(default=0, ge=0, description="index into the candidate's rollout.stages")
+    stage: int = Field(default=0, ge=0, le=99, description="index into the candidate's rollout.stages")
     stage_started_at: AwareDatetime | None = None
     pool: DnsLabel = Field(description="the GPU pool that serves this model")
     replicas: int = Field(default=1, ge=1, le=1000, description="replicas per live version")

@@ -24,10 +24,15 @@ from .types import (
     Duration,
     Email,
     Fraction,
+    MAX_MEASURE,
+    MAX_REQUESTS,
+    MAX_TOKENS,
     Frozen,
     GitRevision,
     ImageByDigest,
+    Int64,
     Md5,
+    Measure,
     Percent,
     PositiveDuration,
     SemVer,
@@ -48,13 +53,13 @@ class Artifact(Frozen):
     sha256: Sha256
     md5: Md5 | None = Field(default=None, exclude_if=lambda v: v is None,  # absent: bundle digests stay as they were
                             description="DVC's md5 of the same bytes, when imported from a .dvc file")
-    size_bytes: int | None = Field(default=None, ge=0)
+    size_bytes: int | None = Field(default=None, ge=0, le=2**50)  # 1 PiB
 
 
 class GenerationParameters(Frozen):
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
-    max_tokens: int = Field(default=1024, ge=1)
+    max_tokens: int = Field(default=1024, ge=1, le=MAX_TOKENS)
     stop: list[str] = Field(default_factory=list)
 
 
@@ -68,8 +73,8 @@ class SafetyConfig(Frozen):
 
 
 class RoutingConfig(Frozen):
-    max_input_tokens: int = Field(default=8192, ge=1)
-    max_concurrent_requests: int = Field(default=64, ge=1)
+    max_input_tokens: int = Field(default=8192, ge=1, le=MAX_TOKENS)
+    max_concurrent_requests: int = Field(default=64, ge=1, le=100_000)
     request_timeout: PositiveDuration = timedelta(seconds=120)
 
 
@@ -126,7 +131,7 @@ class Dataset(Frozen):
     name: str = Field(min_length=1)
     version: str = Field(min_length=1)
     sha256: Sha256
-    size_bytes: int = Field(ge=0)
+    size_bytes: int = Field(ge=0, le=2**60)  # 1 EiB
     uri: DatasetUri | None = Field(
         default=None, description="on the Hub: hf://datasets/<org>/<name>@<40-hex commit>[/<path>]")
 
@@ -134,7 +139,7 @@ class Dataset(Frozen):
 class TrainingInfrastructure(Frozen):
     cluster: str = Field(min_length=1)
     gpu_type: str = Field(min_length=1)
-    gpu_count: int = Field(ge=1)
+    gpu_count: int = Field(ge=1, le=1_000_000)
     job_id: str | None = None
 
 
@@ -147,7 +152,7 @@ class Approval(Frozen):
 class Lineage(Frozen):
     base_model: BaseModelRef
     dataset: Dataset
-    hyperparameters: dict[str, float | int | str | bool] = Field(default_factory=dict)
+    hyperparameters: dict[str, Measure | Int64 | str | bool] = Field(default_factory=dict)
     training: TrainingInfrastructure
     parent_version: SemVer | None = Field(default=None, description="null only for a model's first release")
     created_by: Email
@@ -162,9 +167,9 @@ class Evaluation(Frozen):
     win_rate_vs_current: Fraction | None = Field(
         default=None, description="share of pairwise wins against the current stable; null for a first release"
     )
-    latency_p99_ms: float = Field(gt=0)
+    latency_p99_ms: float = Field(gt=0, le=3_600_000)
     adversarial_pass_rate: Fraction
-    benchmarks: dict[str, float] = Field(default_factory=dict)
+    benchmarks: dict[str, Measure] = Field(default_factory=dict)
 
 
 class Gate(Frozen):
@@ -176,12 +181,12 @@ class Gate(Frozen):
     """
 
     metric: str = Field(min_length=1, description="a query name in the environment's metrics.queries")
-    min: float | None = None
-    max: float | None = None
-    max_ratio_to_stable: float | None = Field(default=None, gt=0)
-    min_ratio_to_stable: float | None = Field(default=None, gt=0)
-    max_increase_over_stable: float | None = Field(default=None, ge=0)
-    max_decrease_from_stable: float | None = Field(default=None, ge=0)
+    min: Measure | None = None
+    max: Measure | None = None
+    max_ratio_to_stable: float | None = Field(default=None, gt=0, le=1000)
+    min_ratio_to_stable: float | None = Field(default=None, gt=0, le=1000)
+    max_increase_over_stable: float | None = Field(default=None, ge=0, le=MAX_MEASURE)
+    max_decrease_from_stable: float | None = Field(default=None, ge=0, le=MAX_MEASURE)
 
     def bounds(self) -> dict[str, float]:
         return {k: v for k, v in self.model_dump(exclude={"metric"}).items() if v is not None}
@@ -191,7 +196,7 @@ class Stage(Frozen):
     weight: Percent = Field(description="percent of user traffic served by the candidate")
     mirror: Percent = Field(default=0, description="percent of traffic mirrored to the candidate (shadow stages)")
     min_duration: Duration = timedelta(0)
-    min_requests: int = Field(default=0, ge=0)
+    min_requests: int = Field(default=0, ge=0, le=MAX_REQUESTS)
     gates: list[Gate] = Field(default_factory=list)
     progress_deadline: PositiveDuration | None = Field(
         default=None, exclude_if=lambda v: v is None,  # absent: rendered release manifests stay as they were
@@ -203,8 +208,8 @@ class RollbackTrigger(Frozen):
     """R = 1 when the candidate's metric is above `max` or below `min`, at any stage, on every pass."""
 
     metric: str = Field(min_length=1)
-    min: float | None = None
-    max: float | None = None
+    min: Measure | None = None
+    max: Measure | None = None
 
 
 class DeadMansSwitch(Frozen):
@@ -268,6 +273,7 @@ class Rollout(Frozen):
         default_factory=lambda: [Stage(**s) for s in DEFAULT_STAGES["canary"]],  # per strategy: _default_stages
         description="defaults to the strategy's table: docs/formats.md#default-stages-per-strategy",
         min_length=1,
+        max_length=100,
     )
     rollback_triggers: list[RollbackTrigger] = Field(
         default_factory=lambda: [RollbackTrigger(**t) for t in DEFAULT_ROLLBACK_TRIGGERS]

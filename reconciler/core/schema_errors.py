@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from .findings import Finding, PathPart, Severity, YamlPath, format_path
+from .types import shortened
 
 
 def schema_findings(file: str, model: type[BaseModel], data: Any, error: ValidationError) -> list[Finding]:
@@ -82,9 +83,16 @@ def _explain(model: type[BaseModel], path: YamlPath, err: dict[str, Any]) -> tup
     shown = f", got {value!r}" if isinstance(value, (str, int, float, bool)) else ""
     if isinstance(value, str) and len(value) > 60:
         shown = f", got {value[:57]!r}..."
+    if isinstance(value, int) and not isinstance(value, bool) and len(str(value)) > 24:
+        shown = f", got {shortened(str(value))}"  # a 400-digit typo is not worth 400 characters
+    if kind in _RANGE_KINDS:
+        return f"{msg}{shown}", "use a value within the field's range (docs/formats.md, \"Ranges\")"
     if kind == "string_type" and isinstance(value, (int, float)):
         return f"{msg}{shown}", f"quote it so YAML reads it as text: \"{value}\""
     return f"{msg}{shown}", "correct the value"
+
+
+_RANGE_KINDS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number"})
 
 
 def _reads_as_time(text: str) -> bool:

@@ -98,18 +98,34 @@ BaseModelSource = _uri("base_model")  # hf://<org>/<repo>[@<40-hex commit>]; the
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 Percent = Annotated[int, Field(ge=0, le=100)]
 
+# Ranges (docs/formats.md, "Ranges"): every number has one, so a typo of a few extra digits is a
+# finding with its line, not a value that overflows arithmetic or reaches a ConfigMap.
+MAX_TOKENS = 1_048_576  # 2**20: above every context window and output limit in use
+MAX_MEASURE = 1e15  # metric bounds, benchmark scores, numeric hyperparameters (1.5e13 tokens seen): any sane unit fits
+MAX_REQUESTS = 10**12
+MAX_NODES = 10_000
+#: A metric value or bound in its own unit (ms, ratio, score): finite and within +-1e15.
+Measure = Annotated[float, Field(ge=-MAX_MEASURE, le=MAX_MEASURE)]
+#: A whole number as 64-bit consumers (JSON parsers, Go, Java) read it.
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+
 
 _DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h|d)")
 _DURATION = r"([0-9]+(ms|s|m|h|d))+"
-_UNIT = {"ms": timedelta(milliseconds=1), "s": timedelta(seconds=1), "m": timedelta(minutes=1),
-         "h": timedelta(hours=1), "d": timedelta(days=1)}
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+#: The longest duration any field takes (docs/formats.md, "Ranges"): a year is longer than any stage,
+#: standby window or timeout needs, and far inside what timedelta and the clock arithmetic hold.
+MAX_DURATION = timedelta(days=365)
+_MAX_MS = int(MAX_DURATION.total_seconds()) * 1000
 
 
 def parse_duration(value: object) -> object:
-    """Read a Prometheus-style duration: "90s", "1h30m", "2d" -> timedelta.
+    """Read a Prometheus-style duration: "90s", "1h30m", "2d" -> timedelta, at most MAX_DURATION.
 
     Other types pass through for pydantic to reject; a bare number is refused because its unit
-    would be a guess ("is 60 seconds or minutes?").
+    would be a guess ("is 60 seconds or minutes?"). The total is summed in integer milliseconds and
+    checked before a timedelta exists, so "99999999999999999999h" is a ValueError, not an overflow.
     """
     if isinstance(value, timedelta):
         return value
@@ -118,8 +134,23 @@ def parse_duration(value: object) -> object:
     if not isinstance(value, str):
         return value
     if not re.fullmatch(_DURATION, value):
-        raise ValueError(f"{value!r} is not a duration: write e.g. \"30s\", \"5m\", \"1h30m\" or \"2d\"")
-    return sum((int(n) * _UNIT[u] for n, u in _DURATION_PART.findall(value)), timedelta())
+        raise ValueError(f"{shortened(value)!r} is not a duration: write e.g. \"30s\", \"5m\", \"1h30m\" or \"2d\"")
+    total = 0
+    for number, unit in _DURATION_PART.findall(value):
+        digits = number.lstrip("0")
+        if len(digits) > 15:  # more than any unit of MAX_DURATION, and int() of 4,300+ digits would fail
+            total = _MAX_MS + 1
+            break
+        total += int(digits or "0") * _UNIT_MS[unit]
+    if total > _MAX_MS:
+        raise ValueError(f"{shortened(value)!r} is longer than {format_duration(MAX_DURATION)}, the longest duration "
+                         "Sluice takes: write a shorter one")
+    return timedelta(milliseconds=total)
+
+
+def shortened(text: str, keep: int = 24) -> str:
+    """A value as messages show it: long text keeps its ends and says how long it was."""
+    return text if len(text) <= keep else f"{text[:keep // 2]}…{text[-keep // 2:]} ({len(text)} characters)"
 
 
 def format_duration(value: timedelta) -> str:
@@ -139,7 +170,8 @@ Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": f"^{_DURATION}$", "examples": ["30s", "5m", "1h", "2d"]}),
+    WithJsonSchema({"type": "string", "pattern": f"^{_DURATION}$", "examples": ["30s", "5m", "1h", "2d"],
+                    "$comment": "at most 365d (docs/formats.md, Ranges)"}),
 ]
 
 

@@ -275,13 +275,31 @@ def test_stage_advance_with_the_program(capsys: pytest.CaptureFixture[str], repo
     assert staging["policies"] >= 10
 
 
-def test_a_mandatory_policy_violation_that_validate_does_not_see(capsys: pytest.CaptureFixture[str],
-                                                                 repo: Path) -> None:
+def test_a_presigned_url_is_refused_by_validate_and_plan_before_the_pack(capsys: pytest.CaptureFixture[str],
+                                                                         repo: Path) -> None:
     """A pre-signed URL (with its session token) as the weights' URI of a new PATCH release, which
-    prod takes as its candidate: valid files, but the token lands in the release ConfigMap."""
+    prod takes as its candidate: the token would land in the release ConfigMap, so validate's
+    `secrets` rule (the pack's detector) refuses it, and plan reports that error."""
     both(release("1.3.1", set_(("bundle", "weights", "uri"), PRESIGNED),
                  set_(("bundle", "generation", "temperature"), 0.2)),
          model(PROD, CHAT, new_candidate("1.3.1")))(repo)
+    assert main(["validate", str(repo), "--base", "main"]) == 1
+    assert "bundle.weights.uri: bundle.weights.uri holds what looks like a value assigned to " \
+        "'X-Amz-Security-Token' (FwoG... " in capsys.readouterr().out
+
+    run = plan(capsys, repo, "--base", "main", "--format", "json")
+
+    assert run.code == 1 and run.json["ok"] is False
+    assert [(e["rule"], e["path"]) for e in run.json["errors"]] == [("secrets", "bundle.weights.uri")]
+    assert PRESIGNED.rsplit("=", 1)[1] not in run.out + run.err  # the secret is not repeated
+
+
+def test_a_mandatory_policy_violation_that_validate_does_not_see(capsys: pytest.CaptureFixture[str],
+                                                                 repo: Path) -> None:
+    """validate scans what releases put into ConfigMaps; the environment's policy (its approvers'
+    addresses, in the sluice-environment ConfigMap) is scanned by the pack alone."""
+    approver = "AKIA" + "IOSFODNN7EXAMPLQ" + "@acme.example"
+    edit(PROD, lambda doc: doc["policy"]["allowed_approvers"].append(approver))(repo)
     assert main(["validate", str(repo), "--base", "main"]) == 0  # validate has nothing against it
     capsys.readouterr()
 
@@ -289,16 +307,16 @@ def test_a_mandatory_policy_violation_that_validate_does_not_see(capsys: pytest.
 
     data = run.json
     assert (run.code, data["ok"], data["errors"]) == (1, False, [])
-    assert data["verdict"].startswith("Blocked: ") and data["verdict"].endswith("mandatory policy violations")
+    assert data["verdict"] == "Blocked: 1 mandatory policy violation"
     violations = data["checks"]["prod"]["violations"]
     assert violations and {(v["policy"], v["mandatory"]) for v in violations} == {("configmap-secrets", True)}
-    assert all("ConfigMap chat-assistant-v1-3-1-release" in v["message"] for v in violations)
-    assert all("X-Amz-Security-Token" in v["message"] and "FwoG..." in v["message"] for v in violations)
-    assert not any(PRESIGNED.rsplit("=", 1)[1] in v["message"] for v in violations)  # the secret is not repeated
+    assert all("ConfigMap sluice-environment" in v["message"] for v in violations)
+    assert all("AWS access key id (AKIA... (20 characters))" in v["message"] for v in violations)
+    assert not any(approver in v["message"] for v in violations)  # the secret is not repeated
     markdown = plan(capsys, repo, "--base", "main")
     assert markdown.code == 1
     assert markdown.out.splitlines()[2].startswith(f"❌ **{data['verdict']}** ·")
-    assert "configmap-secrets (mandatory): prod: ConfigMap chat-assistant-v1-3-1-release" in markdown.out
+    assert "configmap-secrets (mandatory): prod: ConfigMap sluice-environment" in markdown.out
 
 
 # --- text, usage and exit codes -------------------------------------------------------------------

@@ -220,37 +220,40 @@ def test_an_environment_missing_at_the_base_is_all_new(capsys: pytest.CaptureFix
 # --- violations: the pack blocks, or validate refuses first ------------------------------------------
 
 
-BLOCKED: dict[str, tuple[Callable[[Any], None], str]] = {
-    # Passes through `reconciler validate`: only the pack catches it.
+BLOCKED: dict[str, tuple[str, Callable[[Any], None], str, str]] = {
+    # Passes through `reconciler validate`, which scans what releases put into ConfigMaps: the
+    # environment's policy (the sluice-environment ConfigMap) is scanned by the pack alone.
     "configmap-secrets": (
-        lambda d: d.__setitem__("description", "Tool use. Test key: " + "AKIA" + "IOSFODNN7EXAMPLQ"),
-        "holds what looks like an AWS access key id"),
+        STAGING, lambda d: d.setdefault("policy", {}).setdefault("allowed_approvers", []).append(
+            "AKIA" + "IOSFODNN7EXAMPLQ" + "@acme.example"),
+        "sluice-environment", "holds what looks like an AWS access key id"),
 }
 
 
 @pytest.mark.parametrize("policy", sorted(BLOCKED))
 def test_a_mandatory_violation_blocks(capsys: pytest.CaptureFixture[str], full_repo: Path, policy: str) -> None:
-    change, message = BLOCKED[policy]
-    mutate_yaml(full_repo / CHAT_130, change)
+    file, change, config_map, message = BLOCKED[policy]
+    mutate_yaml(full_repo / file, change)
     assert run(capsys, "validate", str(full_repo))[0] == 0  # a repository validate accepts
 
     code, out, err = preview(capsys, full_repo, "staging")
     assert code == 1, err
     violations = section(out, "Policies (")[1:]
     assert len(violations) == 1, violations
-    prefix = f"  mandatory  {policy}  kubernetes:core/v1:ConfigMap chat-assistant-v1-3-0-release: staging: "
+    prefix = f"  mandatory  {policy}  kubernetes:core/v1:ConfigMap {config_map}: staging: "
     assert violations[0].startswith(prefix) and message in violations[0] and "; fix: " in violations[0]
     assert out.splitlines()[-1] == "Result: blocked: 1 mandatory violation(s), 0 advisory note(s)."
     assert TIMINGS.match(err.strip()), err
 
 
 def test_json_says_blocked(capsys: pytest.CaptureFixture[str], full_repo: Path) -> None:
-    mutate_yaml(full_repo / CHAT_130, BLOCKED["configmap-secrets"][0])
+    file, change, config_map, _ = BLOCKED["configmap-secrets"]
+    mutate_yaml(full_repo / file, change)
     code, out, _ = preview(capsys, full_repo, "staging", "--format", "json")
     data = json.loads(out)
     assert (code, data["blocked"], [(p["policy"], p["level"]) for p in data["policies"]]) == (
         1, True, [("configmap-secrets", "mandatory")])
-    assert data["policies"][0]["urn"].endswith("$kubernetes:core/v1:ConfigMap::chat-assistant-v1-3-0-release")
+    assert data["policies"][0]["urn"].endswith(f"$kubernetes:core/v1:ConfigMap::{config_map}")
 
 
 def test_a_repository_with_validate_errors_is_refused(capsys: pytest.CaptureFixture[str], full_repo: Path) -> None:

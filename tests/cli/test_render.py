@@ -265,3 +265,32 @@ def test_a_capacity_error_exits_1_and_writes_nothing(capsys: pytest.CaptureFixtu
     else:
         assert files(target) == before  # the previous render is left exactly as it was
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["repo", *(["rendered"] if before else [])])
+
+
+# --- secrets ------------------------------------------------------------------------------------------
+
+
+def test_a_notification_urls_credentials_are_not_rendered(capsys: pytest.CaptureFixture[str],
+                                                          example_repo: Path) -> None:
+    """docs/program.md: notification URLs are redacted to their host in the release ConfigMap."""
+    url = "https://sluice-bot:hunter2-pass@oncall.acme.example/hooks/sluice"
+    mutate_yaml(example_repo / "releases/chat-assistant/1.3.0.yaml",
+                lambda d: d["rollout"]["notify"][1].__setitem__("url", url))
+    code, out, err = run(capsys, "render", "--environment", "staging", str(example_repo))
+    assert code == 0, err
+    assert "hunter2" not in out and "sluice-bot" not in out
+    assert "https://oncall.acme.example/redacted" in out
+
+
+def test_render_refuses_a_release_that_validate_refuses_for_a_secret(capsys: pytest.CaptureFixture[str],
+                                                                    example_repo: Path) -> None:
+    """Only `preview` (the pack's configmap-secrets) used to block this; render printed the token."""
+    token = "ghp_" + "a1B2c3D4e5" * 4
+    mutate_yaml(example_repo / "releases/chat-assistant/1.3.0.yaml",
+                lambda d: d.__setitem__("description", f"CI token {token}"))
+    code, out, err = run(capsys, "render", "--environment", "staging", str(example_repo))
+    assert code == 1 and out == ""
+    assert "releases/chat-assistant/1.3.0.yaml:7:1: error: description: description holds what looks like a " \
+        "GitHub token (ghp_... (44 characters))" in err
+    assert "[secrets]" in err and token not in err
+    assert run(capsys, "validate", str(example_repo))[0] == 1

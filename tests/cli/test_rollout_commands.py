@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import subprocess
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -421,6 +422,16 @@ def _one_approval(root: Path) -> None:
     mutate_yaml(path, lambda d: d["lineage"]["approvals"].pop())
 
 
+def _approval_before_creation(root: Path) -> None:
+    """Three allowed approvers, but one approved before the release existed: it approved something else
+    (the other two still make the count)."""
+    def predate(release: Any) -> None:
+        approvals = release["lineage"]["approvals"]
+        approvals.append({"by": "carol.nguyen@acme.example", "at": datetime(2020, 1, 1, tzinfo=timezone.utc)})
+
+    mutate_yaml(add_release(root, "1.4.0"), predate)
+
+
 def _small_a100_pool(root: Path) -> None:
     # stable + standby need 4 nodes; a candidate would need 2 more
     mutate_yaml(root / PROD, lambda d: d["gpu_pools"][0].__setitem__("max_nodes", 4))
@@ -429,6 +440,8 @@ def _small_a100_pool(root: Path) -> None:
 @pytest.mark.parametrize(("prepare", "version", "rule", "where"), [
     pytest.param(_small_a100_pool, "1.3.0", "[capacity]", PROD, id="capacity"),
     pytest.param(_one_approval, "1.4.0", "[approvals]", "releases/chat-assistant/1.4.0.yaml", id="approvals"),
+    pytest.param(_approval_before_creation, "1.4.0", "[approvals]", "releases/chat-assistant/1.4.0.yaml",
+                 id="approval-before-created-at"),
 ])
 def test_a_start_that_would_break_a_rule_exits_1_and_writes_nothing(
         capsys: pytest.CaptureFixture[str], repo: Path, prepare: Any, version: str, rule: str, where: str) -> None:

@@ -90,9 +90,10 @@ BROKEN: dict[str, tuple[str, Breaker, str]] = {
     "gpu-capacity": ("prod", lambda tmp: with_inputs(
         recorded("prod"), "NodeGroup", "a100", lambda g: g["scalingConfig"].update(maxSize=3.0)),
         "prod: GPU pool a100: needs 4 nodes of 8 GPUs to run every live version at once"),
-    "configmap-secrets": ("staging", lambda tmp: program_on_copy(tmp, "staging", release_file(
-        "releases/chat-assistant/1.3.0.yaml",
-        lambda d: d.__setitem__("description", "Tool use. Test key: " + "AKIA" + "IOSFODNN7EXAMPLQ"))),
+    # validate refuses this one too (secrets, the same detector), so the program would not run
+    "configmap-secrets": ("staging", lambda tmp: with_release(
+        recorded("staging"), "chat-assistant-v1-3-0-release",
+        lambda doc: doc["release"].update(description="Tool use. Test key: " + "AKIA" + "IOSFODNN7EXAMPLQ")),
         "ConfigMap chat-assistant-v1-3-0-release: data['release.json'] line 63 holds what looks like an AWS access "
         "key id (AKIA... (20 characters))"),
 }
@@ -139,10 +140,14 @@ def test_a_broken_example_is_blocked(pack: PackProcess, tmp_path: Path, rule: st
 
 
 def test_the_program_refuses_what_validate_refuses(tmp_path: Path) -> None:
-    """Why gates and approvals are broken in the recorded inputs: the program would not get that far."""
+    """Why gates, approvals and secrets are broken in the recorded inputs: the program would not get that far."""
     with pytest.raises(pulumi.RunError, match="fails the toxicity gate"):
         program_on_copy(tmp_path, "staging", release_file(
             "releases/chat-assistant/1.3.0.yaml", lambda d: d["evaluation"].__setitem__("toxicity", 0.071)))
+    with pytest.raises(pulumi.RunError, match=r"description holds what looks like an AWS access key id \(AKIA\.\.\."):
+        program_on_copy(tmp_path / "secret", "staging", release_file(
+            "releases/chat-assistant/1.3.0.yaml",
+            lambda d: d.__setitem__("description", "Tool use. Test key: " + "AKIA" + "IOSFODNN7EXAMPLQ")))
 
 
 def major_candidate(root: Path) -> None:

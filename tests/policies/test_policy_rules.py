@@ -486,6 +486,20 @@ def test_approvers_must_be_allowed_and_distinct(prod: list[Any]) -> None:
     assert "not allowed to approve: eve@evil.example" in message and "counted once: alice.chen@acme.example" in message
 
 
+def test_an_approval_before_the_release_was_created_does_not_count(prod: list[Any]) -> None:
+    """The same check as `reconciler validate`'s approvals rule (rules/environment_rules.py)."""
+    def predated(doc: dict[str, Any]) -> None:
+        doc["release"]["lineage"]["approvals"][1]["at"] = "2026-09-16T14:01:59Z"  # created_at is 14:02:00Z
+
+    messages = violations("approvals", with_release(prod, "chat-assistant-v1-2-0-release", predated))
+    assert f"prod (protected): stable {STABLE} was approved by bob.okafor@acme.example at 2026-09-16T14:01:59Z, " \
+        "before it was created (lineage.created_at 2026-09-16T14:02:00Z)" in messages[0]
+    assert "has 1 of 2 required approvals" in messages[1] and len(messages) == 2
+    no_at = with_release(prod, "chat-assistant-v1-2-0-release",
+                         lambda doc: doc["release"]["lineage"]["approvals"][0].pop("at"))
+    assert "release.json.release.lineage.approvals[0].at is missing" in only(violations("approvals", no_at))
+
+
 def test_unprotected_environments_need_none(staging: list[Any]) -> None:
     assert violations("approvals", with_release(staging, "chat-assistant-v1-3-0-release", drop_approvals(0))) == []
 
@@ -583,6 +597,26 @@ def test_a_secret_in_a_release_lands_in_its_configmap(staging: list[Any]) -> Non
     leaky = with_release(staging, "chat-assistant-v1-3-0-release",
                          lambda doc: doc["release"].update(description=f"uses key {FAKE_SECRETS['aws']}"))
     assert "data['release.json'] line " in only(violations("configmap-secrets", leaky))
+
+
+@pytest.mark.parametrize("description", [
+    *(f"note: {value}" for value in FAKE_SECRETS.values()),
+    "password = hunter2hunter2",
+    "Adds order-tracking tool use (new fine-tune) and a rewritten system prompt.",
+    'token = os.environ.get("HF_TOKEN")',
+    "token: <redacted>",
+])
+def test_validate_and_the_pack_agree_on_a_release_text(staging: list[Any], description: str) -> None:
+    """`reconciler validate`'s secrets rule runs the pack's detector on what render writes: same verdict."""
+    from reconciler.adapters.repo_loader import load_repository
+    from reconciler.core.rules.release_rules import release_secret_problems
+    from tests.conftest import ROOT
+
+    release = load_repository(ROOT).repository.release("chat-assistant", "1.3.0")
+    found_by_validate = list(release_secret_problems(release.model_copy(update={"description": description})))
+    leaky = with_release(staging, "chat-assistant-v1-3-0-release",
+                         lambda doc: doc["release"].update(description=description))
+    assert bool(found_by_validate) == bool(violations("configmap-secrets", leaky))
 
 
 def test_a_key_named_like_a_secret(staging: list[Any]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from reconciler.adapters.deployable import load_desired_state
+from reconciler.core.release import NotificationTarget
 from tests.conftest import ROOT
 
 
@@ -39,3 +40,14 @@ def test_the_environment_config_names_the_environment_and_its_policy() -> None:
     policy = json.loads(state.environment_config["data"]["policy.json"])
     assert state.environment_config["data"]["environment"] == "prod"
     assert policy["protected"] is True and policy["required_approvals"] == 2
+
+
+def test_a_notification_urls_user_and_password_never_reach_the_release_manifest() -> None:
+    from reconciler.adapters.repo_loader import load_repository
+    from reconciler.core.config_manifests import without_secrets
+
+    release = load_repository(ROOT).repository.release("chat-assistant", "1.3.0")
+    rollout = release.rollout.model_copy(update={"notify": [
+        NotificationTarget(kind="webhook", url="https://sluice:hunter2-pass@oncall.acme.example:8443/hooks/x?k=v")]})
+    document = without_secrets(release.model_copy(update={"rollout": rollout}))
+    assert document["rollout"]["notify"] == [{"kind": "webhook", "url": "https://oncall.acme.example:8443/redacted"}]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
@@ -122,7 +123,27 @@ class Case(NamedTuple):
     also: tuple[str, ...] = ()  # rules whose findings may accompany this one (the same cause)
 
 
+AWS_KEY = "AKIA" + "IOSFODNN7" + "EXAMPLQ"  # built at run time, so this file holds no secret-shaped literal
+GITHUB_TOKEN = "ghp_" + "a1B2c3D4e5" * 4
+
 CASES = [
+    # secrets: what render would copy into a ConfigMap, through the pack's own detector
+    Case("an AWS access key in a release's description",
+         edit(R13, set_(("description",), f"Adds tool use. Deploy key {AWS_KEY}.")),
+         "secrets", ERROR, R13, "description",
+         "description holds what looks like an AWS access key id (AKIA... (20 characters)); `reconciler render` "
+         "and the Pulumi program would copy it into the ConfigMap chat-assistant-v1-3-0-release",
+         (r"^description:",)),
+    Case("a GitHub token in the generation parameters",
+         edit(R13, set_(("bundle", "generation", "stop"), ["</s>", GITHUB_TOKEN])),
+         "secrets", ERROR, R13, "bundle.generation.stop[1]",
+         "bundle.generation.stop[1] holds what looks like a GitHub token (ghp_... (44 characters))",
+         (r"^bundle:", r"generation:", r"stop:", r"ghp_")),
+    Case("a hyperparameter named like a secret with a literal value",
+         edit(R13, set_(("lineage", "hyperparameters", "wandb_api_key"), "q8w9e7r6t5y4u3i2")),
+         "secrets", ERROR, R13, "lineage.hyperparameters.wandb_api_key",
+         "holds what looks like a value assigned to 'wandb_api_key' (q8w9... (16 characters))",
+         (r"^lineage:", r"hyperparameters:", r"wandb_api_key:")),
     # release-location
     Case("a release whose version differs from its file name is misplaced",
          copy(R13, "releases/chat-assistant/1.3.1.yaml", set_(("version",), "1.3.2")),
@@ -423,9 +444,9 @@ CASES = [
          "chat-assistant candidate 1.1.0 is not newer than stable 1.2.0",
          (r"^models:", r"chat-assistant:", r"candidate:"), also=("predeployment-gates",)),
     # approvals
-    Case("a protected environment that requires no approvals warns",
+    Case("a protected environment that requires no approvals is an error: protection would mean nothing",
          edit(PROD, set_(("policy", "required_approvals"), 0)),
-         "approvals", WARNING, PROD, "policy.required_approvals",
+         "approvals", ERROR, PROD, "policy.required_approvals",
          "the environment is protected but requires no approvals",
          (r"required_approvals: 0",)),
     Case("requiring more approvals than there are approvers can never be met",
@@ -448,6 +469,12 @@ CASES = [
          "approvals", ERROR, R12, "lineage.approvals",
          "has 1 of 2 required approvals from allowed approvers; not allowed to approve: mallory@example.org",
          (r"^lineage:", r"approvals:")),
+    Case("an approval dated before the release's created_at does not count: it approved something else",
+         edit(R12, set_(("lineage", "approvals", 1, "at"), datetime(2026, 9, 16, 14, 1, 59, tzinfo=timezone.utc))),
+         "approvals", ERROR, R12, "lineage.approvals[1].at",
+         "prod (stable): chat-assistant/v1.2.0-9c41e7a2d3b8 was approved by bob.okafor@acme.example at "
+         "2026-09-16T14:01:59Z, before it was created (lineage.created_at 2026-09-16T14:02:00Z)",
+         (r"^lineage:", r"approvals:", r"- by: bob", r"at:"), also=("approvals",)),
     Case("two approvals by the same person count once",
          edit(C20, set_(("lineage", "approvals", 1, "by"), "alice.chen@acme.example")),
          "approvals", ERROR, C20, "lineage.approvals",
@@ -462,7 +489,7 @@ def test_every_registered_rule_has_a_case() -> None:
     assert set(RULES) == {
         "release-location", "unique-version", "rollout-stages", "bounds", "lineage-parent", "environment-name",
         "gpu-pools", "pointers", "stage", "gpu-placement", "capacity", "object-names", "gate-metrics", "predeployment-gates",
-        "approvals", "semver", "candidate-newer"}
+        "approvals", "semver", "candidate-newer", "secrets"}
 
 
 def test_the_example_repository_is_clean(example_repo: Path) -> None:
@@ -561,8 +588,8 @@ def test_findings_come_back_sorted_by_file_and_line(example_repo: Path) -> None:
     lines = [f.line for f in findings if f.file == R13]
     assert lines == sorted(lines)
     result = load_repository(example_repo)
-    assert [f.rule for f in result.warnings] == ["approvals", "rollout-stages"]
-    assert [f.rule for f in result.errors] == ["rollout-stages", "bounds"]
+    assert [f.rule for f in result.warnings] == ["rollout-stages"]
+    assert [f.rule for f in result.errors] == ["approvals", "rollout-stages", "bounds"]
 
 
 def test_a_duplicated_pool_name_is_reported_once_and_models_use_the_first_entry(example_repo: Path) -> None:

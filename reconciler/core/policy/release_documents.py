@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from functools import partial
 from collections.abc import Mapping
 from typing import Any, Iterator, TypeVar
@@ -288,13 +289,28 @@ def latency_p99(plan: Plan) -> Iterator[PolicyResult]:
 def _approvals(plan: Plan, policy_: Policy, document: ReleaseDocument, role: str) -> Iterator[PolicyResult]:
     approvals = typed(get(document.release, "lineage", "approvals", path="release.json.release", default=[]), list,
                       "release.json.release.lineage.approvals", "a list of approvals")
-    by = []
+    pairs = []
     for i, approval in enumerate(approvals):
         path = f"release.json.release.lineage.approvals[{i}]"
-        by.append(typed(get(approval, "by", path=path), str, f"{path}.by", "an e-mail address"))
-    for problem in approver_problems(document.full_id, by, policy_):
+        pairs.append((typed(get(approval, "by", path=path), str, f"{path}.by", "an e-mail address"),
+                      _instant(get(approval, "at", path=path), f"{path}.at")))
+    created_at = _instant(get(document.release, "lineage", "created_at", path="release.json.release"),
+                          "release.json.release.lineage.created_at")
+    for problem in approver_problems(document.full_id, pairs, created_at, policy_):
         yield violation(f"{plan.environment} (protected)", f"{role} {problem.message}", problem.fix,
                         document.resource.urn)
+
+
+def _instant(value: Any, path: str) -> datetime:
+    """A timezone-aware instant as the release document writes it: "2026-11-13T10:05:00Z"."""
+    text = typed(value, str, path, "a date and time")
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise MissingProperty(path, "a date and time such as 2026-11-13T10:05:00Z", present=True) from None
+    if at.tzinfo is None:
+        raise MissingProperty(path, "a date and time with its zone (Z or +hh:mm)", present=True)
+    return at
 
 
 def _all_approvals(plan: Plan) -> Iterator[PolicyResult]:

@@ -52,7 +52,8 @@ FIX = ("keep credentials out of ConfigMaps (and out of release files): put them 
        "exposed one")
 
 
-def _shown(value: str) -> str:
+def masked(value: str) -> str:
+    """A secret as messages show it: its first four characters and its length, never the rest."""
     return f"{value[:4]}... ({len(value)} characters)"
 
 
@@ -100,11 +101,11 @@ def _scan(resource: PlannedResource, who: str, key: str, value: object) -> Itera
     where = f"data[{key!r}]"
     stripped = value.strip()
     if SECRET_KEY.search(key) and stripped and "\n" not in stripped and not NOT_SECRETS.fullmatch(stripped):
-        yield violation(who, f"{where} is named like a secret and holds a value ({_shown(stripped)})", FIX,
+        yield violation(who, f"{where} is named like a secret and holds a value ({masked(stripped)})", FIX,
                         resource.urn)
         return
     for kind, line, match in secret_findings(value):
-        yield violation(who, f"{where} line {line} holds what looks like {kind} ({_shown(match)})", FIX,
+        yield violation(who, f"{where} line {line} holds what looks like {kind} ({masked(match)})", FIX,
                         resource.urn)
 
 

@@ -15,7 +15,7 @@ from ..release import Release
 from ..repository import Repository
 from ..traffic import POINTERS, live_releases, pool_demand
 from ..naming import is_service_name, service_names
-from ..types import DNS_LABEL, format_duration, version_key
+from ..types import DNS_LABEL, format_duration, utc_text, version_key
 from . import rule
 
 def _deployments(repo: Repository) -> Iterator[tuple[str, str, Environment, str, ModelDeployment]]:
@@ -227,13 +227,13 @@ def approvals(repo: Repository) -> Iterator[Finding]:
         for pointer, release in live_releases(repo, model, dep):
             for problem in approval_problems(release, env.policy):
                 yield Finding(problem.severity, "approvals", repo.release_file(model, release.version),
-                              ("lineage", "approvals"), f"{name} ({pointer}): {problem.message}", problem.fix)
+                              ("lineage",) + problem.path, f"{name} ({pointer}): {problem.message}", problem.fix)
 
 
 def policy_problems(policy: Policy) -> Iterator[Problem]:
     if policy.protected and policy.required_approvals == 0:
-        yield Problem(("required_approvals",), "the environment is protected but requires no approvals",
-                      "set required_approvals (e.g. 2)", Severity.WARNING)
+        yield Problem(("required_approvals",), "the environment is protected but requires no approvals, so any "
+                      "release could run here unapproved", "set required_approvals (e.g. 2), or `protected: false`")
     allowed = len(set(policy.allowed_approvers))
     if policy.protected and policy.required_approvals > allowed:
         yield Problem(("required_approvals",), f"{policy.required_approvals} approvals are required but only "
@@ -242,12 +242,27 @@ def policy_problems(policy: Policy) -> Iterator[Problem]:
 
 def approval_problems(release: Release, policy: Policy) -> Iterator[Problem]:
     """Example: 2 required, approvals by a@x (allowed), a@x again, z@x (not allowed) -> 1 of 2."""
-    return approver_problems(release.full_id, [a.by for a in release.lineage.approvals], policy)
+    lineage = release.lineage
+    return approver_problems(release.full_id, [(a.by, a.at) for a in lineage.approvals], lineage.created_at, policy)
 
 
-def approver_problems(full_id: str, by: list[str], policy: Policy) -> Iterator[Problem]:
-    """`approval_problems` on the approvers' addresses alone, for callers holding a release document
-    (the policy pack) rather than a whole `Release`."""
+def approver_problems(full_id: str, approvals: list[tuple[str, datetime]], created_at: datetime,
+                      policy: Policy) -> Iterator[Problem]:
+    """`approval_problems` on (approver, instant) pairs and the release's created_at, for callers
+    holding a release document (the policy pack) rather than a whole `Release`.
+
+    An approval dated before the release was created approved something else (an earlier draft of
+    the same version, a copied file): it is an error, and it does not count.
+    """
+    by: list[str] = []
+    for i, (approver, at) in enumerate(approvals):
+        if at < created_at:
+            yield Problem(("approvals", i, "at"), f"{full_id} was approved by {approver} at {utc_text(at)}, before "
+                          f"it was created (lineage.created_at {utc_text(created_at)}): that approval is for "
+                          "something else and does not count",
+                          f"ask {approver} to review this release and record the new approval's time")
+        else:
+            by.append(approver)
     allowed = set(policy.allowed_approvers)
     strangers = sorted(set(by) - allowed)
     counted = {b for b in by if b in allowed}

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from datetime import timedelta
-from typing import Iterator
+from typing import Any, Iterator
 
-from ..findings import Finding, Problem, Severity, findings_from
+from ..config_manifests import without_secrets
+from ..findings import Finding, Problem, Severity, YamlPath, findings_from, format_path
+from ..naming import stack_name
+from ..policy.secrets import FIX as SECRET_FIX
+from ..policy.secrets import masked, secret_findings
 from ..release import Gate, Release, RollbackTrigger, Rollout
 from ..repository import Repository, release_path
 from ..semver import Bump, bump_between, changes_since, describe, next_version, required_bump
@@ -63,6 +68,49 @@ def semver(repo: Repository) -> Iterator[Finding]:
     """The version number says how much changed since the parent (rules in core/semver.py)."""
     for entry in repo.releases:
         yield from findings_from("semver", entry.file, (), semver_problems(entry.release, repo))
+
+
+@rule("secrets")
+def secrets(repo: Repository) -> Iterator[Finding]:
+    """No secret-looking value in what render copies into ConfigMaps: the pack's configmap-secrets
+    check, run here on each release, so `validate` and `render` refuse what `preview` blocks."""
+    for entry in repo.releases:
+        yield from findings_from("secrets", entry.file, (), release_secret_problems(entry.release))
+
+
+def release_secret_problems(release: Release) -> Iterator[Problem]:
+    """Each value of the release document (`release.json`, which also holds everything the runtime
+    and fetch-list ConfigMaps carry) that the pack's detector flags, at its own YAML path.
+
+    Each value is scanned as the line `release.json` holds it on (`"api_key": "..."`), so the
+    verdict is the pack's. First one scan of the compact document (every such line is in it,
+    between separators that match no pattern): only when that finds something are the lines walked.
+    """
+    document = without_secrets(release)
+    if not secret_findings(json.dumps(document)):
+        return
+    config_map = f"{stack_name(release.model, release.version)}-release"
+    for path, line in _rendered_lines(document, ()):
+        for kind, _, match in secret_findings(line):
+            yield Problem(path, f"{format_path(path)} holds what looks like {kind} ({masked(match)}); `reconciler "
+                          f"render` and the Pulumi program would copy it into the ConfigMap {config_map}",
+                          f"remove it from the release: {SECRET_FIX}")
+
+
+def _rendered_lines(value: Any, path: YamlPath) -> Iterator[tuple[YamlPath, str]]:
+    """(path, the line `as_json` writes the value on) for every scalar, key included."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, (dict, list)) and item:
+                yield (*path, key), json.dumps(key)  # a key may hold a secret too
+                yield from _rendered_lines(item, (*path, key))
+            else:
+                yield (*path, key), f"{json.dumps(key)}: {json.dumps(item)}"
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _rendered_lines(item, (*path, i))
+    else:
+        yield path, json.dumps(value)
 
 
 def semver_problems(release: Release, repo: Repository) -> Iterator[Problem]:
