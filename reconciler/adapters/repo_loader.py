@@ -8,6 +8,8 @@ rules run over everything that parsed. Findings come back with file, line, colum
 from __future__ import annotations
 
 import gc
+import os
+import stat
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ from ..core.release import Release
 from ..core.repository import Repository, SourcedRelease
 from ..core.rules import check
 from ..core.schema_errors import schema_findings
+from .files import NotARegularFile, entry_kind, open_regular_file
 from .yaml_source import MAX_FILE_BYTES, locate, parse_yaml
 
 
@@ -66,12 +69,12 @@ def _load(root: Path, base: Repository | None, base_label: str) -> LoadResult:
     loader = _Loader(root)
     releases = tuple(
         SourcedRelease(rel, obj) for rel, obj in
-        ((rel, loader.load(rel, Release)) for rel in loader.files("releases", "**/*"))
+        ((rel, loader.load(rel, Release)) for rel in loader.files("releases", recursive=True))
         if obj is not None
     )
     environments: dict[str, Environment] = {}
     environment_files: dict[str, str] = {}
-    for rel in loader.files("environments", "*"):
+    for rel in loader.files("environments", recursive=False):
         env = loader.load(rel, Environment)
         if env is not None:
             name = Path(rel).stem
@@ -86,37 +89,119 @@ def _load(root: Path, base: Repository | None, base_label: str) -> LoadResult:
 class _Loader:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.real_root = Path(os.path.realpath(root))
+        self.link_targets: dict[str, Path] = {}  # links to files inside the repository, resolved once
         self.findings: list[Finding] = []
         self.roots: dict[str, Node | None] = {}
         self.broken: set[str] = set()
         self.count = 0
 
-    def files(self, folder: str, pattern: str) -> list[str]:
-        base = self.root / folder
-        if not base.is_dir():
-            return []
-        out = []
-        for path in sorted(base.glob(pattern)):
-            if not path.is_file():
-                continue
-            rel = path.relative_to(self.root).as_posix()
-            if path.suffix == ".yml":
+    def files(self, folder: str, recursive: bool) -> list[str]:
+        """The `.yaml` files under `folder` (at any depth with `recursive`) that are safe to read, in
+        path order. Entries that would be read but cannot be (links leaving the repository, FIFOs,
+        directories named `*.yaml` ...) become findings here and are never opened."""
+        out: list[str] = []
+        if self._readable_entry(folder, recursive=True) == "directory":
+            self._walk(folder, recursive, out)
+        return sorted(out, key=lambda rel: rel.split("/"))
+
+    def _walk(self, folder: str, recursive: bool, out: list[str]) -> None:
+        with os.scandir(self.root / folder) as entries:
+            names = sorted(entry.name for entry in entries)
+        for name in names:
+            rel = f"{folder}/{name}"
+            is_yaml = name.endswith((".yaml", ".yml"))
+            if not (is_yaml or recursive):
+                continue  # environments/ is flat: its other entries are not Sluice's
+            kind = self._readable_entry(rel, recursive, named_as_file=is_yaml)
+            if kind == "directory" and recursive:
+                self._walk(rel, recursive, out)
+            elif kind == "file" and name.endswith(".yml"):
                 self.findings.append(Finding(Severity.ERROR, "file-name", rel, (), "YAML files here end in .yaml",
                                              f"rename it to {rel[:-4]}.yaml", 1, 1))
-            elif path.suffix == ".yaml":
+            elif kind == "file" and name.endswith(".yaml"):
                 out.append(rel)
-        return out
+
+    def _readable_entry(self, rel: str, recursive: bool, named_as_file: bool = False) -> str | None:
+        """"file" or "directory" when the loader may read the entry, else None (with a finding when
+        the entry is one the loader would have read). Links are followed only to files inside the
+        repository; a link to a directory is refused, so the walk cannot loop or leave."""
+        path = self.root / rel
+        try:
+            mode = path.lstat().st_mode
+        except FileNotFoundError:
+            return None
+        if stat.S_ISLNK(mode):
+            return self._followed_link(rel, named_as_file, recursive)
+        if stat.S_ISDIR(mode):
+            if named_as_file:
+                self._refuse(rel, "file-type", "a directory, not a file: it is not read",
+                             "rename the directory (names ending in .yaml are release and environment files), "
+                             "or remove it")
+                return None
+            return "directory"
+        if stat.S_ISREG(mode):
+            return "file"
+        if named_as_file:
+            self._refuse(rel, "file-type", f"{entry_kind(mode)}, not a regular file: it is not read",
+                         "replace it with a regular YAML file, or remove it")
+        return None
+
+    def _followed_link(self, rel: str, named_as_file: bool, walks_folders: bool) -> str | None:
+        target = Path(os.path.realpath(self.root / rel))
+        if not target.is_relative_to(self.real_root):
+            if named_as_file or walks_folders and target.is_dir():
+                what = "files" if target.is_dir() else "file"
+                self._refuse(rel, "file-link", f"a symbolic link to {target}, outside the repository: it is not read",
+                             f"copy the {what} into the repository in place of the link, or remove the link")
+            return None
+        shown = target.relative_to(self.real_root).as_posix()
+        try:
+            mode = target.stat().st_mode
+        except OSError:
+            if named_as_file:
+                self._refuse(rel, "file-link", f"a symbolic link to {shown}, which does not exist",
+                             "point the link at a file in the repository, or remove the link")
+            return None
+        if stat.S_ISDIR(mode):
+            if named_as_file or walks_folders:
+                self._refuse(rel, "file-link",
+                             f"a symbolic link to the directory {shown}: links to directories are not followed",
+                             f"move the files into {rel}, or remove the link")
+            return None
+        if not stat.S_ISREG(mode):
+            if named_as_file:
+                self._refuse(rel, "file-type", f"{entry_kind(mode)}, not a regular file: it is not read",
+                             "replace it with a regular YAML file, or remove it")
+            return None
+        self.link_targets[rel] = target
+        return "file"
+
+    def _refuse(self, rel: str, rule: str, message: str, fix: str) -> None:
+        """A file that exists but is not read: reported, and broken, so rules that follow a
+        pointer to it do not add "no such release"."""
+        self.broken.add(rel)
+        self.findings.append(Finding(Severity.ERROR, rule, rel, (), message, fix))
 
     def load(self, rel: str, model: type[BaseModel]) -> BaseModel | None:
         self.count += 1
-        size = (self.root / rel).stat().st_size
+        size = self.link_targets.get(rel, self.root / rel).stat().st_size
         if size > MAX_FILE_BYTES:
             self.broken.add(rel)
             self.findings.append(Finding(
                 Severity.ERROR, "yaml", rel, (), f"file is {size:,} bytes, over the {MAX_FILE_BYTES:,}-byte limit",
                 "release and environment files are small: split the file or remove embedded data", 1, 1))
             return None
-        parsed = parse_yaml(self._read(rel))
+        try:
+            raw = self._read(rel)
+        except NotARegularFile as swapped:  # replaced since it was listed: still never read
+            self._refuse(rel, "file-type", f"{swapped.kind}, not a regular file: it is not read",
+                         "replace it with a regular YAML file, or remove it")
+            return None
+        except OSError as err:
+            self._refuse(rel, "yaml", f"cannot be read: {err.strerror}", "make the file readable, or remove it")
+            return None
+        parsed = parse_yaml(raw)
         self.roots[rel] = parsed.root
         for err in parsed.errors:
             self.findings.append(self.locate(Finding(Severity.ERROR, "yaml", rel, err.path, err.message, err.fix,
@@ -140,7 +225,8 @@ class _Loader:
         return obj
 
     def _read(self, rel: str) -> bytes:
-        with open(self.root / rel, "rb") as handle:  # read at most one byte past the cap: bounded memory
+        path = self.link_targets.get(rel, self.root / rel)
+        with open(path, "rb", opener=open_regular_file) as handle:  # at most one byte past the cap: bounded memory
             return handle.read(MAX_FILE_BYTES + 1)
 
     def locate(self, finding: Finding) -> Finding:
