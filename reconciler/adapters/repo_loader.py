@@ -12,8 +12,9 @@ import os
 import stat
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import groupby
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping
 
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml.nodes import Node
@@ -54,19 +55,21 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def load_repository(root: Path, base: Repository | None = None, base_label: str = "the base") -> LoadResult:
+def load_repository(root: Path, base: Repository | None = None, base_label: str = "the base",
+                    edits: Mapping[str, str] | None = None) -> LoadResult:
     """Every file and rule; with `base` (the repository a pull request merges into), also the
-    checks that need it: released files stay unchanged."""
+    checks that need it: released files stay unchanged. `edits` (path -> text, for files that
+    exist) checks the repository as it would be after writing them, without writing them."""
     with _collector_paused():
-        return _load(Path(root), base, base_label)
+        return _load(Path(root), base, base_label, edits or {})
 
 
-def _load(root: Path, base: Repository | None, base_label: str) -> LoadResult:
+def _load(root: Path, base: Repository | None, base_label: str, edits: Mapping[str, str]) -> LoadResult:
     if not root.is_dir():
         raise NotARepository(f"{root} is not a directory")
     if not (root / "releases").is_dir() and not (root / "environments").is_dir():
         raise NotARepository(f"{root} has neither releases/ nor environments/: not a Sluice repository")
-    loader = _Loader(root)
+    loader = _Loader(root, edits)
     releases = tuple(
         SourcedRelease(rel, obj) for rel, obj in
         ((rel, loader.load(rel, Release)) for rel in loader.files("releases", recursive=True))
@@ -82,17 +85,18 @@ def _load(root: Path, base: Repository | None, base_label: str) -> LoadResult:
             environment_files[name] = rel
     repo = Repository(releases, environments, environment_files, frozenset(loader.broken))
     checks = check(repo) + (list(immutability_findings(base, repo, base_label)) if base is not None else [])
-    findings = loader.findings + [loader.locate(f) for f in checks]
+    findings = loader.findings + loader.located(checks)
     return LoadResult(repo, sorted(findings, key=sort_key), loader.count)
 
 
 class _Loader:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, edits: Mapping[str, str] | None = None) -> None:
         self.root = root
+        self.edits = {rel: text.encode("utf-8") for rel, text in (edits or {}).items()}
         self.real_root = Path(os.path.realpath(root))
         self.link_targets: dict[str, Path] = {}  # links to files inside the repository, resolved once
+        self.field_sets: dict[tuple[type, frozenset[str]], set[str]] = {}
         self.findings: list[Finding] = []
-        self.roots: dict[str, Node | None] = {}
         self.broken: set[str] = set()
         self.count = 0
 
@@ -185,7 +189,7 @@ class _Loader:
 
     def load(self, rel: str, model: type[BaseModel]) -> BaseModel | None:
         self.count += 1
-        size = self.link_targets.get(rel, self.root / rel).stat().st_size
+        size = len(self.edits[rel]) if rel in self.edits else self._path(rel).stat().st_size
         if size > MAX_FILE_BYTES:
             self.broken.add(rel)
             self.findings.append(Finding(
@@ -202,17 +206,16 @@ class _Loader:
             self._refuse(rel, "yaml", f"cannot be read: {err.strerror}", "make the file readable, or remove it")
             return None
         parsed = parse_yaml(raw)
-        self.roots[rel] = parsed.root
         for err in parsed.errors:
-            self.findings.append(self.locate(Finding(Severity.ERROR, "yaml", rel, err.path, err.message, err.fix,
-                                                     err.line, err.column)))
+            self.findings.append(_located(parsed.root, Finding(
+                Severity.ERROR, "yaml", rel, err.path, err.message, err.fix, err.line, err.column)))
         if parsed.errors:
             self.broken.add(rel)  # its content may be wrong: cross-file rules should not trust it
         if not parsed.usable:
             return None
         if not isinstance(parsed.data, dict):
             self.broken.add(rel)
-            self.findings.append(self.locate(Finding(
+            self.findings.append(_located(parsed.root, Finding(
                 Severity.ERROR, "schema", rel, (), f"the document is a {type(parsed.data).__name__}, not a mapping",
                 f"write the {model.__name__.lower()} as `key: value` lines")))
             return None
@@ -220,17 +223,63 @@ class _Loader:
             obj = model.model_validate(parsed.data)
         except ValidationError as err:
             self.broken.add(rel)
-            self.findings.extend(self.locate(f) for f in schema_findings(rel, model, parsed.data, err))
+            self.findings.extend(_located(parsed.root, f) for f in schema_findings(rel, model, parsed.data, err))
             return None
+        _share_field_sets(obj, self.field_sets)
         return obj
 
-    def _read(self, rel: str) -> bytes:
-        path = self.link_targets.get(rel, self.root / rel)
-        with open(path, "rb", opener=open_regular_file) as handle:  # at most one byte past the cap: bounded memory
-            return handle.read(MAX_FILE_BYTES + 1)
+    def _path(self, rel: str) -> Path:
+        """Where to read `rel`: a link inside the repository is read at its target, resolved once."""
+        return self.link_targets.get(rel, self.root / rel)
 
-    def locate(self, finding: Finding) -> Finding:
-        if finding.line is not None:
-            return finding
-        line, column, _ = locate(self.roots.get(finding.file), finding.path)
-        return finding.located(line, column)
+    def _read(self, rel: str) -> bytes:
+        if rel in self.edits:
+            return self.edits[rel][:MAX_FILE_BYTES + 1]
+        with open(self._path(rel), "rb", opener=open_regular_file) as handle:
+            return handle.read(MAX_FILE_BYTES + 1)  # at most one byte past the cap: bounded memory
+
+    def located(self, findings: list[Finding]) -> list[Finding]:
+        """The rules' findings with line and column. No node tree is kept per file (they were most of
+        the memory at 5,000 files): a file with findings is read and parsed again, once for all of
+        its findings, and its tree dropped before the next."""
+        out = []
+        for file, group in groupby(sorted(findings, key=lambda f: f.file), key=lambda f: f.file):
+            group = list(group)
+            root = self._node_tree(file) if any(f.line is None for f in group) else None
+            out.extend(_located(root, f) for f in group)
+        return out
+
+    def _node_tree(self, rel: str) -> Node | None:
+        try:
+            return parse_yaml(self._read(rel)).root
+        except OSError:  # gone since it was loaded: the finding keeps its file and path, without a line
+            return None
+
+
+def _share_field_sets(value: object, shared: dict[tuple[type, frozenset[str]], set[str]]) -> None:
+    """Give every model instance of one class with the same fields set one shared `model_fields_set`.
+
+    pydantic keeps a set per instance of the fields the input gave: 30-odd sets, about 40% of a
+    release's memory, all alike across files. pydantic never changes the set of an instance in
+    place (the models are frozen, and `model_copy` copies the set before adding to it), so instances
+    may share one."""
+    if isinstance(value, BaseModel):
+        fields_set = value.__pydantic_fields_set__
+        same = shared.setdefault((type(value), frozenset(fields_set)), fields_set)
+        if same is not fields_set:
+            object.__setattr__(value, "__pydantic_fields_set__", same)
+        for field_value in value.__dict__.values():
+            _share_field_sets(field_value, shared)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _share_field_sets(item, shared)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _share_field_sets(item, shared)
+
+
+def _located(root: Node | None, finding: Finding) -> Finding:
+    if finding.line is not None:
+        return finding
+    line, column, _ = locate(root, finding.path)
+    return finding.located(line, column)
