@@ -3,6 +3,10 @@
 Layout: `releases/<model>/<version>.yaml` and `environments/<name>.yaml`. Each file is read with a
 size cap, parsed by `yaml_source`, validated against its model, and then the core's semantic
 rules run over everything that parsed. Findings come back with file, line, column and YAML path.
+
+Only regular files are read, and links only to files inside the repository (docs/formats.md,
+"Which files are read"); every entry is checked with lstat before anything opens it. Memory stays
+at about 20 KB per file: no YAML node tree is kept once a file is validated.
 """
 
 from __future__ import annotations
