@@ -12,7 +12,11 @@ then measures
       environments (the sum): what a CI job without Sluice would run;
   (c) `load_repository(DIR)` in this process (time, tracemalloc peak) and the peak RSS of a fresh
       process that imports the loader and loads the fleet;
-  (d) `python -m reconciler --help`: start-up time.
+  (d) `python -m reconciler --help`: start-up time;
+  (e) the peak RSS of `python -m reconciler validate` (os.wait4) on fleets of 1,000 and 5,000
+      releases (`--memory-at`; 10 versions a model, one environment per 100 releases, at least
+      10: the 5,000 fleet is `bench.fleet --models 500 --versions 10 --environments 50`), and its
+      cost per 1,000 files above the start-up (a 1-release fleet), which should stay flat.
 
 It prints median and minimum wall times, then the goals with PASS/MISS. Exit status: 1 if the
 fleet does not validate cleanly or check-jsonschema rejects it (the figures would be meaningless);
@@ -46,6 +50,8 @@ if str(ROOT) not in sys.path:  # `python bench/bench_validate.py` puts bench/ fi
 from bench.fleet import generate_fleet  # noqa: E402
 
 VALIDATE_GOAL_S = 2.0
+PEAK_RSS_GOAL_MB = 150  # at 5,000 releases (check-jsonschema: 49 MB on the same files)
+PEAK_RSS_GOAL_RELEASES = 5000
 HELP_GOAL_S = 0.3
 
 _CHILD_LOAD = """
@@ -167,6 +173,60 @@ def fmt_mb(kb: float | None) -> str:
     return "-" if kb is None else f"{kb / 1024:.0f} MB"
 
 
+@dataclass
+class MemoryPoint:
+    releases: int
+    environments: int
+    files: int
+    peak_rss_kb: int
+
+    def mb_per_1000_files(self, startup: "MemoryPoint") -> float:
+        """Peak RSS above the start-up's, per 1,000 files: flat when memory grows linearly."""
+        return (self.peak_rss_kb - startup.peak_rss_kb) / 1024 / (self.files - startup.files) * 1000
+
+
+def measure_memory(sizes: list[int], seed: int, py: str = sys.executable) -> list[MemoryPoint] | None:
+    """Peak RSS of one `reconciler validate` run per fleet size, the first for a 1-release fleet
+    (start-up); None (after saying why) if a fleet does not validate cleanly."""
+    with tempfile.TemporaryDirectory(prefix="sluice-bench-memory-") as folder:
+        return _measure_memory(sizes, Path(folder), seed, py)
+
+
+def _measure_memory(sizes: list[int], folder: Path, seed: int, py: str) -> list[MemoryPoint] | None:
+    points = []
+    for releases in [1, *sizes]:
+        models, versions = (1, 1) if releases == 1 else (max(releases // 10, 1), 10)
+        environments = 1 if releases == 1 else max(10, releases // 100)
+        fleet_dir = folder / f"memory-{releases}"
+        generate_fleet(fleet_dir, models, versions, environments, seed)
+        measured = run([py, "-m", "reconciler", "validate", str(fleet_dir)])
+        if measured.returncode != 0 or measured.maxrss_kb is None:
+            fail(f"`reconciler validate` exited {measured.returncode} on the {releases}-release fleet", measured.output)
+            return None
+        points.append(MemoryPoint(models * versions, environments, models * versions + environments,
+                                  measured.maxrss_kb))
+        shutil.rmtree(fleet_dir)
+    return points
+
+
+def print_memory(points: list[MemoryPoint]) -> bool:
+    """The table of (e); True when the peak at PEAK_RSS_GOAL_RELEASES (if measured) meets the goal."""
+    startup, *sized = points
+    print(f"\npeak RSS of `reconciler validate` (one run per size, os.wait4); start-up (1 release): "
+          f"{fmt_mb(startup.peak_rss_kb)}")
+    print(f"{'releases':>10}{'environments':>14}{'files':>8}{'peak RSS':>10}{'MB per 1,000 files':>20}")
+    for point in sized:
+        print(f"{point.releases:>10,}{point.environments:>14}{point.files:>8,}{fmt_mb(point.peak_rss_kb):>10}"
+              f"{point.mb_per_1000_files(startup):>20.1f}")
+    at_goal = [p for p in sized if p.releases == PEAK_RSS_GOAL_RELEASES]
+    if not at_goal:
+        return True
+    ok = at_goal[0].peak_rss_kb / 1024 <= PEAK_RSS_GOAL_MB
+    print(f"{f'peak RSS at {PEAK_RSS_GOAL_RELEASES:,} releases':<44}{f'<= {PEAK_RSS_GOAL_MB} MB':>13}"
+          f"{fmt_mb(at_goal[0].peak_rss_kb):>11}   {'PASS' if ok else 'MISS'}")
+    return ok
+
+
 def profile_load(path: Path, top: int) -> str:
     from reconciler.adapters.repo_loader import load_repository
 
@@ -191,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
     parser.add_argument("--profile", choices=("auto", "always", "never"), default="auto",
                         help="cProfile load_repository: when validate misses a goal (auto), always or never")
+    parser.add_argument("--memory-at", default="1000,5000", metavar="N,N",
+                        help="release counts whose validate peak RSS is measured (default: 1000,5000; '' skips)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a goal is missed")
     args = parser.parse_args(argv)
 
@@ -257,6 +319,13 @@ def _bench(args: argparse.Namespace, fleet_dir: Path) -> int:
         cjs_rel.times.append(a.seconds)
         cjs_env.times.append(b.seconds)
         cjs_total.times.append(a.seconds + b.seconds)
+
+    # (e) peak RSS at 1,000 and 5,000 releases, while this process is still small: a child's
+    # ru_maxrss starts from its parent's at fork.
+    memory_sizes = [int(n) for n in args.memory_at.split(",") if n.strip()]
+    memory = measure_memory(memory_sizes, args.seed, py) if memory_sizes else []
+    if memory is None:
+        return 1
 
     # (c) a fresh process that imports the loader and loads the fleet: its own peak RSS (run while this
     # process is still small, so fork/exec cannot lend it our high-water mark), then in-process time
@@ -335,6 +404,9 @@ def _bench(args: argparse.Namespace, fleet_dir: Path) -> int:
         print(f"{name:<{width}}{target:>13}{fmt_s(measured):>11}   {'PASS' if ok else 'MISS'}")
     missed = [name for name, *_, ok in goals if not ok]
 
+    if memory and not print_memory(memory):
+        missed.append(f"peak RSS at {PEAK_RSS_GOAL_RELEASES:,} releases")
+
     validate_missed = any(name.startswith("validate") for name in missed)
     if args.profile == "always" or (args.profile == "auto" and validate_missed):
         print("\nvalidate missed a goal: load_repository under cProfile, top entries by cumulative time\n"
@@ -352,6 +424,8 @@ def _bench(args: argparse.Namespace, fleet_dir: Path) -> int:
             "validate_peak_rss_kb": max(validate.maxrss_kb) if validate.maxrss_kb else None,
             "load_traced_peak_bytes": traced_peak,
             "fresh_process_load": child_figures,
+            "validate_peak_rss": [{"releases": p.releases, "environments": p.environments, "files": p.files,
+                                   "peak_rss_kb": p.peak_rss_kb} for p in memory],
             "goals": {name: {"target": target, "measured_s": measured, "pass": ok}
                       for name, target, measured, ok in goals},
         }

@@ -13,8 +13,6 @@ failed notification is reported, never a reason to undo a rollback.
 from __future__ import annotations
 
 import io
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -238,17 +236,11 @@ def apply(root: Path, git: GitRepository, repo: Repository, decision: Decision, 
 
 
 def _check_edit(root: Path, env_path: Path, edited: str) -> None:
-    """Validate the repository as it would be after the edit, in a scratch copy of environments/
-    (releases/ linked, not copied): the checkout is not touched unless the result is valid."""
-    with tempfile.TemporaryDirectory(prefix="sluice-check-") as scratch:
-        copy = Path(scratch)
-        if (root / "releases").is_dir():
-            (copy / "releases").symlink_to((root / "releases").resolve(), target_is_directory=True)
-        shutil.copytree(root / "environments", copy / "environments")
-        (copy / "environments" / env_path.name).write_text(edited, encoding="utf-8")
-        errors = load_repository(copy).errors
+    """Validate the repository as it would be after the edit: the checkout is not touched unless the
+    result is valid."""
+    errors = load_repository(root, edits={f"environments/{env_path.name}": edited}).errors
     if errors:
-        raise InvalidRepository(errors)  # file paths are relative: they read the same as in the checkout
+        raise InvalidRepository(errors)
 
 
 def rollout_timeline(git: GitRepository, env_path: Path, decision: Decision) -> list[tuple[datetime, str]]:

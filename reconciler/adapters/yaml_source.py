@@ -19,6 +19,7 @@ The node tree is kept so a finding's YAML path can be turned into a line and col
 from __future__ import annotations
 
 import re
+from sys import intern
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,13 @@ class _Composer(CBaseLoader):
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Tag:
         return _UNTAGGED[kind]
+
+    def dispose(self) -> None:
+        """ruamel's loader refers to itself (as parser, composer, constructor and resolver): a cycle
+        that only the cyclic collector frees, and the repository loader pauses that collector. Dropping
+        the attributes frees the loader and its copy of the text as soon as parsing is done."""
+        vars(self).clear()
+
 _FLOW_BRACKETS = re.compile(r"[\[\]{}]")
 _COMPACT_CHAIN = re.compile(r"(?:[-?][ \t]+){%d}" % MAX_DEPTH)  # `- - - ...`: one nesting level each
 
@@ -114,6 +122,8 @@ def parse_yaml(raw: bytes) -> ParsedYaml:
         line, column = _position(text, position) if isinstance(position, int) else (1, 1)
         reason = getattr(err, "reason", None) or str(err).splitlines()[0]
         return _fail(f"YAML error: {reason}", "remove the unprintable character", line, column)
+    finally:
+        loader.dispose()
     if root is None:
         return _fail("the file is empty", "write the document, or delete the file")
     builder = _Builder()
@@ -195,7 +205,7 @@ class _Builder:
                 self.error(key_node, path, f"key {_preview(key_node)} is not text",
                            "use plain text keys (quote numbers, e.g. \"1\":)")
                 continue
-            key = key_node.value
+            key = intern(key_node.value)
             if key == "<<" and not key_node.style:
                 self.error(key_node, path, "merge keys (<<) are not supported", "write the keys out")
                 continue
@@ -208,8 +218,11 @@ class _Builder:
         return out
 
     def scalar(self, node: ScalarNode, path: YamlPath) -> Any:
+        """Texts are interned: the same names (models, metrics, pools, approvers ...) recur in every
+        file of a repository, and one copy of each saves about a fifth of a loaded release's memory."""
         if node.ctag is _PLAIN:
-            return node.value if node.style else resolve_plain(node.value)
+            value = node.value if node.style else resolve_plain(node.value)
+            return intern(value) if type(value) is str else value
         tag = node.tag
         if not tag.startswith(CORE):
             self.error(node, path, f"unsupported tag {tag}", "remove the tag: plain YAML values only")

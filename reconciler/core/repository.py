@@ -56,5 +56,14 @@ class Repository:
         """No older version of the model has a release file: the one release without a parent."""
         return all(version_key(v) >= version_key(release.version) for v in self.versions(release.model))
 
+    @cached_property
+    def _versions(self) -> dict[str, list[str]]:
+        """Each model's versions, oldest first: built once, since rules ask for every model (a scan
+        of all releases per question grew with the square of the repository)."""
+        by_model: dict[str, set[str]] = {}
+        for model, version in self._index:
+            by_model.setdefault(model, set()).add(version)
+        return {model: sorted(versions, key=version_key) for model, versions in by_model.items()}
+
     def versions(self, model: str) -> list[str]:
-        return sorted({v for (m, v) in self._index if m == model}, key=version_key)
+        return list(self._versions.get(model, ()))
