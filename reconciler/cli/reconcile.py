@@ -3,17 +3,20 @@
 
 Exit 0 when the pass ran, whatever it decided (a rollback is the system working); 1 when the
 repository has errors; 2 on usage errors or when git refuses (a dirty environment file, a push
-that keeps failing). `--at` evaluates as of a past time, for replays and post-mortems.
+that keeps failing); 4 when another reconciler command held the checkout for all of
+--lock-timeout. `--at` evaluates as of a past time, for replays and post-mortems.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from time import sleep  # module-level, so a test can stop the watch loop without stopping subprocesses
 
 from . import exit_codes
-from .main import UsageError, add_at_argument, add_format_argument, add_repo_argument
+from .main import (UsageError, add_at_argument, add_format_argument, add_lock_timeout_argument, add_repo_argument,
+                   lock_timeout_seconds)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--watch", action="store_true", help="run a pass every --interval until interrupted")
     parser.add_argument("--interval", default="30s", metavar="DURATION", help="between passes with --watch (default 30s)")
     add_format_argument(parser, "text", "json")
+    add_lock_timeout_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,13 +57,16 @@ def run(args: argparse.Namespace) -> int:
 
 def _one_pass(args: argparse.Namespace) -> int:
     from ..adapters.git import GitError
-    from ..adapters.rollout_pass import InvalidRepository, RolloutError, run_pass
+    from ..adapters.rollout_pass import CheckoutLocked, InvalidRepository, RolloutError, run_pass
     from .main import print_repository_errors
     from .reporters import print_failed_deliveries
 
     try:
         report = run_pass(args.path, environments=args.environment, prometheus_url=args.prometheus, at=args.at,
-                          dry_run=args.dry_run, push=args.push)
+                          dry_run=args.dry_run, push=args.push, lock_timeout=lock_timeout_seconds(args.lock_timeout))
+    except CheckoutLocked as err:
+        print(f"reconciler reconcile: {err}; nothing was decided", file=sys.stderr)
+        return exit_codes.LOCKED
     except InvalidRepository as err:
         print_repository_errors(err.findings, "reconcile")
         return exit_codes.FINDINGS
