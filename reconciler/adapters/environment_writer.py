@@ -251,6 +251,19 @@ def write_atomically(path: Path, text: str) -> None:
     _fsync_directory(target.parent)
 
 
+_TEMPORARY = re.compile(r"\..+\.[A-Za-z0-9_]{8}\.tmp")  # what write_atomically's mkstemp names
+
+
+def remove_leftover_temporaries(directory: Path) -> list[Path]:
+    """Delete, under `directory`, the temporary files of `write_atomically` calls that a killed
+    process never finished, and return them. Only for a caller that holds the checkout's lock
+    (no write of ours can be in progress)."""
+    leftovers = [path for path in directory.rglob(".*.tmp") if _TEMPORARY.fullmatch(path.name) and path.is_file()]
+    for path in leftovers:
+        path.unlink(missing_ok=True)
+    return leftovers
+
+
 def _fsync_directory(directory: Path) -> None:
     """Make the rename itself durable; not every platform can open a directory, which is fine."""
     try:

@@ -231,8 +231,12 @@ class GitRepository:
             self.run_bytes(["fast-import", "--quiet", "--force", "--done", f"--export-marks={marks.name}"],
                            bytes(stream))
             shas = dict(line.split() for line in Path(marks.name).read_text(encoding="ascii").splitlines())
-        self._run(["update-ref", "-d", _PENDING_REF])
+        self.drop_pending()
         return [shas[f":{mark}"] for mark in range(1, len(commits) + 1)]
+
+    def drop_pending(self) -> None:
+        """Delete the helper ref a `commit_chain` killed before its end may have left."""
+        self._run(["update-ref", "-d", _PENDING_REF])
 
     def advance_head(self, new: str, old: str, reason: str) -> None:
         """Move HEAD (its branch) from `old` to `new`; GitError if HEAD is no longer `old`."""

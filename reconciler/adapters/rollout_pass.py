@@ -43,7 +43,7 @@ from ..core.repository import Repository
 from ..core.types import version_key
 from .checkout_lock import DEFAULT_TIMEOUT as DEFAULT_LOCK_TIMEOUT
 from .checkout_lock import CheckoutLocked, LockUnavailable, checkout_lock
-from .environment_writer import update_models_in_sequence, write_atomically
+from .environment_writer import remove_leftover_temporaries, update_models_in_sequence, write_atomically
 from .git import GitError, GitRepository, PlannedCommit
 from .interventions import reverted_rollouts
 from .notify import Delivery, notify
@@ -222,7 +222,12 @@ def writing(root: Path, command: str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT
 
 def catch_up_working_tree(root: Path, git: GitRepository) -> list[str]:
     """Bring files that a killed pass left behind HEAD up to HEAD (working tree and index) and
-    return them; a person's uncommitted edit is left as it is (`apply_all` refuses to write it)."""
+    return them; a person's uncommitted edit is left as it is (`apply_all` refuses to write it).
+    Also drops what a killed pass leaves besides: half-written temporary files, the helper ref."""
+    git.drop_pending()
+    for directory in WRITTEN_DIRECTORIES:
+        if (root / directory).is_dir():
+            remove_leftover_temporaries(root / directory)
     dirty = git.dirty_paths([root / d for d in WRITTEN_DIRECTORIES])
     behind, _ = git.behind_head(dirty)
     for path in behind:
