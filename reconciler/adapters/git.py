@@ -3,9 +3,9 @@
 Git is the only state (DESIGN.md), so the choices here are about never leaving a half-made commit
 and never pulling in someone else's work by mistake:
 
-- We run the `git` executable, not a library. This adds no dependency, and hooks, signing,
-  credential helpers and `safe.directory` behave exactly as they do for the people who share the
-  repository.
+- We run the `git` executable, not a library. This adds no dependency, and credential helpers,
+  `safe.directory` (and, for `commit`, hooks and signing) behave exactly as they do for the
+  people who share the repository.
 - `commit` runs `git add` and then `git commit --only` on the given paths. Other staged work
   stays staged and out of the commit. If anything fails, those paths are unstaged again, so the
   next run does not commit leftovers.
