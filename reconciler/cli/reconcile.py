@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--interval {args.interval}: give a positive duration such as 30s")
     while True:
         code = _one_pass(args)
-        if not args.watch or code != exit_codes.OK:
+        if not args.watch or code not in (exit_codes.OK, exit_codes.LOCKED):  # locked: try again next time
             return code
         try:
             sleep(interval.total_seconds())

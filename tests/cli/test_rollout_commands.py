@@ -358,6 +358,34 @@ def test_watch_sleeps_the_interval_between_passes(capsys: pytest.CaptureFixture[
     assert out.count("reconcile at ") == 2
 
 
+def test_a_watch_loop_goes_on_when_another_command_holds_the_checkout(capsys: pytest.CaptureFixture[str], repo: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """An on-call's long manual command must not end the loop that judges every rollout: the
+    locked pass exits 4 in a single pass, and a watch loop says so and tries again after the interval."""
+    import fcntl
+
+    from reconciler.adapters.checkout_lock import LOCK_NAME
+
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("reconciler.cli.reconcile.sleep", sleep)
+    with open(repo / ".git" / LOCK_NAME, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        held.write("pid 4242 on oncall-laptop, `reconciler rollback`, since 2026-11-22T09:59:00Z\n")
+        held.flush()
+        code, out, err = run(capsys, "reconcile", str(repo), "--prometheus", DOWN, "--lock-timeout", "0s")
+        assert (code, out) == (4, "") and "pid 4242 on oncall-laptop" in err
+        code, out, err = run(capsys, "reconcile", str(repo), "--watch", "--interval", "1m", "--prometheus", DOWN,
+                             "--lock-timeout", "0s")
+    assert code == 0 and slept == [60.0, 60.0]
+    assert err.count("another reconciler is writing to this checkout") == 2
+
+
 # --- start ---------------------------------------------------------------------------------------------
 
 

@@ -5,6 +5,7 @@ write_atomically never leaves a half-written or missing file."""
 from __future__ import annotations
 
 import difflib
+from itertools import accumulate
 import stat
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -414,11 +415,8 @@ STEPS = st.lists(st.lists(st.tuples(st.sampled_from(MODELS), st.sampled_from(POI
 
 
 def _folded(text: str, steps: list[dict[str, dict[str, object]]]) -> list[str]:
-    texts = []
-    for changes in steps:
-        text = update_models(text, changes)
-        texts.append(text)
-    return texts
+    """The texts of one update_models after another: what an applying pass made before one parse."""
+    return list(accumulate(steps, update_models, initial=text))[1:]
 
 
 @SETTINGS
