@@ -186,8 +186,8 @@ class GitRepository:
             ours.append(sha)
         states: dict[str, set[str | None]] = {path: {self._blob_at("HEAD", path)} for path in paths}
         if ours:
-            span = f"{ours[-1]}^..HEAD" if self._run(["rev-parse", "--verify", "--quiet", f"{ours[-1]}^"]).returncode == 0 \
-                else "HEAD"
+            has_parent = self._run(["rev-parse", "--verify", "--quiet", f"{ours[-1]}^"]).returncode == 0
+            span = f"{ours[-1]}^..HEAD" if has_parent else "HEAD"
             for line in self._git("log", "--format=", "--raw", "--no-abbrev", "--no-renames", span, "--",
                                   *paths).splitlines():
                 meta, _, path = line.partition("\t")

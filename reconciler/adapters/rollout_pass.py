@@ -207,7 +207,8 @@ def writing(root: Path, command: str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     try:
         git_dir = git.git_dir()
     except GitError as err:
-        raise RolloutError(f"{root} is not a git checkout ({err.output}): the reconciler commits its decisions") from None
+        raise RolloutError(f"{root} is not a git checkout ({err.output}): the reconciler commits its "
+                           "decisions") from None
     try:
         with checkout_lock(git_dir, command, lock_timeout) as fd:
             git.keep_open = (fd,)

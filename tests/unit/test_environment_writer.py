@@ -422,7 +422,8 @@ def _folded(text: str, steps: list[dict[str, dict[str, object]]]) -> list[str]:
 @SETTINGS
 @given(environment_files(), STEPS)
 def test_edits_in_sequence_give_the_bytes_of_one_update_after_another_from_one_parse(
-        file: tuple[str, dict[str, dict[str, object]]], drawn: list[list[tuple[str, str, bool, st.DataObject]]]) -> None:
+        file: tuple[str, dict[str, dict[str, object]]],
+        drawn: list[list[tuple[str, str, bool, st.DataObject]]]) -> None:
     text, _ = file
     steps = []
     for step in drawn:
