@@ -386,6 +386,30 @@ def test_a_watch_loop_goes_on_when_another_command_holds_the_checkout(capsys: py
     assert err.count("another reconciler is writing to this checkout") == 2
 
 
+@pytest.mark.parametrize("command", [
+    ["start", "chat-assistant", "1.3.0", "-e", "prod"],
+    ["rollback", "chat-assistant", "-e", "prod", "--reason", "p99 regression"],
+    ["resume", "chat-assistant", "-e", "prod", "--reason", "fixed upstream"],
+], ids=["start", "rollback", "resume"])
+def test_a_hand_action_waits_for_the_checkouts_lock_then_exits_4_naming_the_holder(
+        capsys: pytest.CaptureFixture[str], repo: Path, command: list[str]) -> None:
+    import fcntl
+
+    from reconciler.adapters.checkout_lock import LOCK_NAME
+
+    before = head(repo)
+    with open(repo / ".git" / LOCK_NAME, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        held.write("pid 4242 on cron-runner, `reconciler reconcile`, since 2026-11-22T09:59:00Z\n")
+        held.flush()
+        code, out, err = run(capsys, *command, str(repo), "--at", AT, "--lock-timeout", "200ms")
+    assert (code, out) == (4, "")
+    assert err.startswith(f"reconciler {command[0]}: another reconciler is writing to this checkout: pid 4242 on "
+                          "cron-runner, `reconciler reconcile`, since 2026-11-22T09:59:00Z holds ")
+    assert err.rstrip().endswith("nothing was written")
+    assert head(repo) == before and git(repo, "status", "--porcelain") == ""
+
+
 # --- start ---------------------------------------------------------------------------------------------
 
 
