@@ -247,7 +247,6 @@ class GitRepository:
         if paths:
             self._git("update-index", "--add", "--remove", "--", *paths)
 
-
     def commit(self, paths: Sequence[Path], message: str, trailers: Sequence[tuple[str, str]] = (),
                author: tuple[str, str] | None = None, date: datetime | None = None) -> str:
         """Commit the working-tree content of `paths` only (new, changed or deleted files) and
