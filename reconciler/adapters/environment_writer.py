@@ -18,17 +18,19 @@ People own these files and read them during incidents, so an edit must change on
   before `pool` and `replicas`. This keeps every environment file in the same shape.
 
 `write_atomically` puts the text on disk with a temporary file and `os.replace`, so a reader or a
-crash sees the old file or the new one, never half of one (DESIGN.md: "bad input never leaves a
-half-written file").
+crash sees the old file or the new one, never half of one (docs/runbook.md: a killed pass leaves no
+half-written file).
 """
 
 from __future__ import annotations
 
 import io
 import os
+import re
 import stat
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -70,29 +72,154 @@ def update_models(text: str, changes: Mapping[str, Mapping[str, object]]) -> str
     A key whose value already equals the new one keeps its text, comment included. Raises KeyError
     for a model that is not in the file, TypeError or ValueError for a value that cannot be written.
     """
-    edits = {model: {key: _yaml_value(model, key, value) for key, value in keys.items()}
-             for model, keys in changes.items()}
-    bom = _BOM if text.startswith(_BOM) else ""
-    body = text.removeprefix(bom)
-    crlf = "\r\n" in body
-    yaml = round_trip_yaml(body)
-    document = yaml.load(body)
-    models = document.get("models") if isinstance(document, CommentedMap) else None
-    if not isinstance(models, CommentedMap):
-        raise KeyError("the environment file has no `models:` mapping")
-    missing = [model for model in edits if not isinstance(models.get(model), CommentedMap)]
-    if missing:
-        known = ", ".join(str(m) for m in models) or "none"
-        raise KeyError(f"model(s) {', '.join(missing)} not found under `models:` (the file has: {known})")
+    edits = _typed_edits(changes)
+    document = _EnvironmentDocument(text)
+    document.require(edits)
     changed = False
     for model, keys in edits.items():
-        changed |= _edit_model(models, model, keys)
-    if not changed:
-        return text
-    out = io.StringIO()
-    yaml.dump(document, out)
-    result = out.getvalue()
-    return bom + (result.replace("\n", "\r\n") if crlf else result)
+        changed |= _edit_model(document.models, model, keys)
+    return document.dump() if changed else text
+
+
+def update_models_in_sequence(text: str, steps: Sequence[Mapping[str, Mapping[str, object]]]) -> list[str]:
+    """The text after each step: exactly what folding `update_models` over `steps` gives, from one parse.
+
+    An applying pass commits each decision apart (people revert single decisions), so it needs the
+    file after every decision; re-parsing the whole growing file for each one made a pass over 200
+    rollouts quadratic (30 s). Here each model's block is edited in memory and the document is
+    dumped once per *round* (round r applies every model's r-th change; a pass changes most models
+    once, a few twice), then each step's text is spliced from the blocks. This relies on a block's
+    text depending only on its own model, which is checked, not assumed, where it can be: the file
+    must dump back to itself unedited, and every dump must split into the same models in the same
+    order behind the same prefix and suffix. When a check fails the steps are folded one by one.
+    """
+    typed = [_typed_edits(changes) for changes in steps]
+    if not typed:
+        return []
+    document = _EnvironmentDocument(text)
+    for edits in typed:
+        document.require(edits)
+    names = [str(model) for model in document.models]
+    column = document.models_column()
+    baseline = document.dump()
+    layout = _ModelLayout.split(baseline, names, column, document.first_model_line())
+    if baseline != text or layout is None:
+        return _fold(text, steps)
+    touches: dict[str, list[Mapping[str, object]]] = {}
+    for edits in typed:
+        for model, keys in edits.items():
+            touches.setdefault(str(model), []).append(keys)
+    versions: dict[str, list[str]] = {}  # model -> its block after its 1st, 2nd, ... change
+    for round_ in range(max(len(keys) for keys in touches.values())):
+        for model, changes in touches.items():
+            if round_ < len(changes):
+                _edit_model(document.models, model, changes[round_])
+        dumped = _ModelLayout.split(document.dump(), names, column, layout.first_line)
+        if dumped is None or (dumped.prefix, dumped.suffix) != (layout.prefix, layout.suffix):
+            return _fold(text, steps)
+        for model, changes in touches.items():
+            if round_ < len(changes):
+                versions.setdefault(model, []).append(dumped.blocks[model])
+    texts, seen = [], dict.fromkeys(names, 0)
+    for edits in typed:
+        for model in edits:
+            seen[str(model)] += 1
+        blocks = "".join(versions[m][seen[m] - 1] if seen[m] else layout.blocks[m] for m in names)
+        texts.append(document.finish(layout.prefix + blocks + layout.suffix))
+    return texts
+
+
+def _fold(text: str, steps: Sequence[Mapping[str, Mapping[str, object]]]) -> list[str]:
+    texts = []
+    for changes in steps:
+        text = update_models(text, changes)
+        texts.append(text)
+    return texts
+
+
+def _typed_edits(changes: Mapping[str, Mapping[str, object]]) -> dict[str, dict[str, object]]:
+    return {model: {key: _yaml_value(model, key, value) for key, value in keys.items()}
+            for model, keys in changes.items()}
+
+
+class _EnvironmentDocument:
+    """An environment file's round-trip document, with what it takes to write it back the same way
+    (its byte order mark, line endings and indentation)."""
+
+    def __init__(self, text: str) -> None:
+        self.bom = _BOM if text.startswith(_BOM) else ""
+        body = text.removeprefix(self.bom)
+        self.crlf = "\r\n" in body
+        self.yaml = round_trip_yaml(body)
+        self.document = self.yaml.load(body)
+        models = self.document.get("models") if isinstance(self.document, CommentedMap) else None
+        if not isinstance(models, CommentedMap):
+            raise KeyError("the environment file has no `models:` mapping")
+        self.models: CommentedMap = models
+
+    def require(self, edits: Mapping[str, object]) -> None:
+        missing = [model for model in edits if not isinstance(self.models.get(model), CommentedMap)]
+        if missing:
+            known = ", ".join(str(m) for m in self.models) or "none"
+            raise KeyError(f"model(s) {', '.join(missing)} not found under `models:` (the file has: {known})")
+
+    def models_column(self) -> int | None:
+        first = next(iter(self.models), None)
+        return None if first is None else self.models.lc.key(first)[1]
+
+    def first_model_line(self) -> int | None:
+        first = next(iter(self.models), None)
+        return None if first is None else self.models.lc.key(first)[0]
+
+    def dump(self) -> str:
+        out = io.StringIO()
+        self.yaml.dump(self.document, out)
+        return self.finish(out.getvalue())
+
+    def finish(self, dumped: str) -> str:
+        return self.bom + (dumped.replace("\n", "\r\n") if self.crlf else dumped)
+
+
+@dataclass(frozen=True)
+class _ModelLayout:
+    """A dumped file cut into the text before the first model, one block per model (its key line up
+    to the next model's), and the text after the `models:` mapping."""
+
+    prefix: str
+    blocks: dict[str, str]
+    suffix: str
+    first_line: int
+
+    @classmethod
+    def split(cls, text: str, names: list[str], column: int | None, first_line: int | None) -> _ModelLayout | None:
+        """None when the text does not cut cleanly into exactly `names`, in order, at `column`."""
+        if column is None or first_line is None:
+            return None
+        lines = text.splitlines(keepends=True)
+        starts, end = [], len(lines)
+        for index in range(first_line, len(lines)):
+            line = lines[index]
+            content = line.lstrip(" ")
+            if not content.strip() or content.startswith("#"):
+                continue
+            indent = len(line) - len(content)
+            if indent < column:
+                end = index
+                break
+            if indent == column:
+                starts.append(index)
+        if not starts or starts[0] != first_line or len(starts) != len(names):
+            return None
+        blocks = {}
+        for name, start, stop in zip(names, starts, starts[1:] + [end]):
+            key = _BLOCK_KEY.match(lines[start][column:])
+            if key is None or key.group(2) != name:
+                return None
+            blocks[name] = "".join(lines[start:stop])
+        return cls("".join(lines[:first_line]), blocks, "".join(lines[end:]), first_line)
+
+
+_BLOCK_KEY = re.compile(r"""(["']?)([^"'#:]+)\1:(?:\s|$)""")
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -122,6 +249,19 @@ def write_atomically(path: Path, text: str) -> None:
             pass
         raise
     _fsync_directory(target.parent)
+
+
+_TEMPORARY = re.compile(r"\..+\.[A-Za-z0-9_]{8}\.tmp")  # what write_atomically's mkstemp names
+
+
+def remove_leftover_temporaries(directory: Path) -> list[Path]:
+    """Delete, under `directory`, the temporary files of `write_atomically` calls that a killed
+    process never finished, and return them. Only for a caller that holds the checkout's lock
+    (no write of ours can be in progress)."""
+    leftovers = [path for path in directory.rglob(".*.tmp") if _TEMPORARY.fullmatch(path.name) and path.is_file()]
+    for path in leftovers:
+        path.unlink(missing_ok=True)
+    return leftovers
 
 
 def _fsync_directory(directory: Path) -> None:

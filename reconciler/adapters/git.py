@@ -1,11 +1,11 @@
 """The reconciler's hands on git: commit a decision, push it, and read earlier decisions back.
 
-Git is the only state (DESIGN.md), so the choices here are about never leaving a half-made commit
+Git is the only state (README.md), so the choices here are about never leaving a half-made commit
 and never pulling in someone else's work by mistake:
 
-- We run the `git` executable, not a library. This adds no dependency, and hooks, signing,
-  credential helpers and `safe.directory` behave exactly as they do for the people who share the
-  repository.
+- We run the `git` executable, not a library. This adds no dependency, and credential helpers,
+  `safe.directory` (and, for `commit`, hooks and signing) behave exactly as they do for the
+  people who share the repository.
 - `commit` runs `git add` and then `git commit --only` on the given paths. Other staged work
   stays staged and out of the commit. If anything fails, those paths are unstaged again, so the
   next run does not commit leftovers.
@@ -20,6 +20,15 @@ and never pulling in someone else's work by mistake:
   no identity configured, so an operator's configured identity (or GIT_AUTHOR_* variables) wins.
 - Git never prompts (GIT_TERMINAL_PROMPT=0) and every call has a timeout. A cron job must fail,
   not hang on a credential prompt. Pathspecs are literal: `*` in a file name is a character.
+- A pass's decisions are written by `commit_chain`, not `commit`: one `git fast-import` writes
+  every commit (each on the one before) into the object store, touching no ref, index or
+  working-tree file; `advance_head` then moves HEAD to the last one as a compare-and-swap, and
+  only after that does the caller update the working tree and `sync_index`. A pass killed at any
+  point leaves either no new commit, or complete commits with a working tree behind HEAD (which
+  `behind_head` recognises and the next pass fixes), never a half-made commit or an edit that
+  blocks the next pass. One process for the whole chain is what makes 130 commits take
+  milliseconds instead of seconds. Like `git commit-tree`, it runs no commit hooks and does not
+  sign; the message is cleaned up and its trailers added exactly as `git commit --trailer` does.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,6 +50,7 @@ _TRAILER_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
 _FIELD, _TRAILER, _KEY_VALUE = "\x1f", "\x1e", "\x1d"
 _TRAILER_FORMAT = "%(trailers:only,unfold,separator=%x1e,key_value_separator=%x1d)"
 _LOG_FORMAT = f"%H%x1f%aI%x1f{_TRAILER_FORMAT}%x1f%s%x1f%b"
+_PENDING_REF = "refs/sluice/pending"  # fast-import must name a ref; deleted once the chain is written
 _REVERTS = re.compile(r"^This reverts commit ([0-9a-f]{40})\b", re.MULTILINE)
 
 
@@ -63,6 +74,16 @@ class PushResult:
 
 
 @dataclass(frozen=True)
+class PlannedCommit:
+    """A commit to make with `commit_chain`: the full new text of each changed file (paths
+    relative to the repository root, `/`-separated), the message and its trailers."""
+
+    files: Mapping[str, str]
+    message: str
+    trailers: Sequence[tuple[str, str]] = ()
+
+
+@dataclass(frozen=True)
 class Commit:
     sha: str
     subject: str
@@ -74,9 +95,10 @@ class Commit:
 class GitRepository:
     """One working tree; paths are absolute or relative to `root`."""
 
-    def __init__(self, root: Path, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, root: Path, timeout: float = DEFAULT_TIMEOUT, keep_open: tuple[int, ...] = ()) -> None:
         self.root = Path(os.path.abspath(root))
         self.timeout = timeout
+        self.keep_open = keep_open  # descriptors every git child inherits (the checkout's lock)
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -86,6 +108,21 @@ class GitRepository:
     def branch(self) -> str:
         """The current branch's short name; GitError on a detached HEAD."""
         return self._git("symbolic-ref", "--short", "HEAD").strip()
+
+    def current_branch(self) -> str | None:
+        """The branch HEAD points at; None on a detached HEAD."""
+        done = self._run(["symbolic-ref", "--quiet", "HEAD"])
+        return done.stdout.strip().removeprefix("refs/heads/") if done.returncode == 0 else None
+
+    def git_dir(self) -> Path:
+        """This working tree's git directory (`.git`, or `.git/worktrees/<name>` in a linked worktree)."""
+        return self._git_dir()
+
+    def dirty_paths(self, paths: Iterable[Path] = ()) -> list[str]:
+        """Paths (repository-relative) with staged, unstaged or untracked changes, under `paths`."""
+        out = self._git("status", "--porcelain", "-z", "--untracked-files=all", "--no-renames", "--",
+                        *self._pathspecs(paths))
+        return sorted({entry[3:] for entry in out.split("\0") if len(entry) > 3})
 
     def is_clean(self, paths: Iterable[Path] = ()) -> bool:
         """No staged, unstaged or untracked changes at `paths` (the whole tree when empty)."""
@@ -128,7 +165,87 @@ class GitRepository:
                 commits.append(commit)
         return commits[:max_count] if max_count is not None else commits
 
+    def behind_head(self, paths: Sequence[str], window: int = 1000) -> tuple[list[str], list[str]]:
+        """(behind, foreign): which dirty `paths` are merely behind HEAD, and which are not.
+
+        A path is behind when its working-tree content and its index entry each equal a state the
+        path had in the run of reconciler commits at the tip of HEAD (the commits carrying a
+        `Sluice-Action` trailer, at most `window` of them, and the commit before them): what a pass
+        killed between `advance_head` and the working-tree update leaves. Anything else (a
+        person's edit) is foreign.
+        """
+        if not paths or not self._has_commits():
+            return [], list(paths)
+        chain = self._git("log", f"--max-count={window}", "--format=%H%x1f%(trailers:key=Sluice-Action,valueonly)%x1e",
+                          "HEAD").split("\x1e")
+        ours = []
+        for record in chain:
+            sha, _, action = record.strip("\n").partition("\x1f")
+            if not sha or not action.strip():
+                break
+            ours.append(sha)
+        states: dict[str, set[str | None]] = {path: {self._blob_at("HEAD", path)} for path in paths}
+        if ours:
+            has_parent = self._run(["rev-parse", "--verify", "--quiet", f"{ours[-1]}^"]).returncode == 0
+            span = f"{ours[-1]}^..HEAD" if has_parent else "HEAD"
+            for line in self._git("log", "--format=", "--raw", "--no-abbrev", "--no-renames", span, "--",
+                                  *paths).splitlines():
+                meta, _, path = line.partition("\t")
+                fields = meta.split()
+                if path in states and len(fields) >= 4:
+                    states[path] |= {None if set(sha) == {"0"} else sha for sha in fields[2:4]}
+        behind, foreign = [], []
+        for path in paths:
+            explained = self._worktree_blob(path) in states[path] and self._index_blob(path) in states[path]
+            (behind if explained else foreign).append(path)
+        return behind, foreign
+
+    def show(self, rev: str, path: str) -> bytes | None:
+        """The content of `path` at `rev`; None when the path is not there."""
+        done = self._execute(["git", "cat-file", "blob", f"{rev}:{path}"], ["cat-file"], None, text=False)
+        return done.stdout if done.returncode == 0 else None
+
     # --- writing ---------------------------------------------------------------------------------
+
+    def commit_chain(self, parent: str, commits: Sequence[PlannedCommit]) -> list[str]:
+        """Write `commits` into the object store, the first on `parent`, each next one on the one
+        before, and return their shas. No ref, index or working-tree file changes: the chain is
+        reachable only once `advance_head` moves HEAD to its last commit."""
+        if not commits:
+            return []
+        modes = self._modes(parent, sorted({path for c in commits for path in c.files}))
+        author, committer = (self._git("var", ident, identity=True).strip()
+                             for ident in ("GIT_AUTHOR_IDENT", "GIT_COMMITTER_IDENT"))
+        stream = bytearray()
+        for mark, planned in enumerate(commits, start=1):
+            message = commit_text(planned.message, planned.trailers).encode("utf-8")
+            stream += f"commit {_PENDING_REF}\nmark :{mark}\nauthor {author}\ncommitter {committer}\n".encode()
+            stream += b"data %d\n%s\n" % (len(message), message)
+            stream += (f"from {parent}\n" if mark == 1 else f"from :{mark - 1}\n").encode()
+            for path, text in planned.files.items():
+                content = text.encode("utf-8")
+                stream += f"M {modes.get(path, '100644')} inline {path}\n".encode() + b"data %d\n%s\n" % (
+                    len(content), content)
+        stream += b"done\n"
+        with tempfile.NamedTemporaryFile(prefix="sluice-marks-", suffix=".txt") as marks:
+            self.run_bytes(["fast-import", "--quiet", "--force", "--done", f"--export-marks={marks.name}"],
+                           bytes(stream))
+            shas = dict(line.split() for line in Path(marks.name).read_text(encoding="ascii").splitlines())
+        self.drop_pending()
+        return [shas[f":{mark}"] for mark in range(1, len(commits) + 1)]
+
+    def drop_pending(self) -> None:
+        """Delete the helper ref a `commit_chain` killed before its end may have left."""
+        self._run(["update-ref", "-d", _PENDING_REF])
+
+    def advance_head(self, new: str, old: str, reason: str) -> None:
+        """Move HEAD (its branch) from `old` to `new`; GitError if HEAD is no longer `old`."""
+        self._git("update-ref", "-m", f"reconciler: {reason}", "HEAD", new, old)
+
+    def sync_index(self, paths: Sequence[str]) -> None:
+        """Record the working tree's `paths` in the index (after writing HEAD's content there)."""
+        if paths:
+            self._git("update-index", "--add", "--remove", "--", *paths)
 
     def commit(self, paths: Sequence[Path], message: str, trailers: Sequence[tuple[str, str]] = (),
                author: tuple[str, str] | None = None, date: datetime | None = None) -> str:
@@ -231,7 +348,7 @@ class GitRepository:
         decoding = {"text": True, "encoding": "utf-8", "errors": "replace"} if text else {}
         try:
             return subprocess.run(full, cwd=self.root, env=environment, input=stdin, capture_output=True,
-                                  timeout=self.timeout, **decoding)
+                                  timeout=self.timeout, pass_fds=self.keep_open, **decoding)
         except subprocess.TimeoutExpired:
             raise GitError(args, f"timed out after {self.timeout:g} s") from None
         except OSError as err:  # no git executable, or root is not a directory
@@ -244,6 +361,36 @@ class GitRepository:
             if self.config(key) is None:
                 options += ["-c", f"{key}={value}"]
         return options
+
+    def _modes(self, rev: str, paths: list[str]) -> dict[str, str]:
+        """The file modes of `paths` at `rev`; refuses a path that is not a regular file there."""
+        modes = {}
+        for line in self._git("ls-tree", "-z", rev, "--", *paths).split("\0"):
+            meta, _, path = line.partition("\t")
+            if not path:
+                continue
+            mode = meta.split()[0]
+            if mode not in ("100644", "100755"):
+                raise GitError(["ls-tree", rev, path], f"{path} is not a regular file in git (mode {mode}): the "
+                               "reconciler only edits regular files")
+            modes[path] = mode
+        for path in paths:
+            if "\n" in path or path.startswith('"'):
+                raise ValueError(f"cannot commit {path!r}: a path with a newline or a leading quote")
+        return modes
+
+    def _blob_at(self, rev: str, path: str) -> str | None:
+        done = self._run(["rev-parse", "--verify", "--quiet", f"{rev}:{path}"])
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    def _worktree_blob(self, path: str) -> str | None:
+        if not os.path.lexists(self.root / path):
+            return None
+        return self._git("hash-object", "--", path).strip()
+
+    def _index_blob(self, path: str) -> str | None:
+        out = self._git("ls-files", "--stage", "-z", "--", path).split("\0")[0]
+        return out.split()[1] if out else None
 
     def _has_commits(self) -> bool:
         return self._run(["rev-parse", "--verify", "--quiet", "HEAD^{commit}"]).returncode == 0
@@ -269,6 +416,40 @@ class GitRepository:
                 relative = os.path.join(real, absolute.name)
             specs.append(Path(relative).as_posix())
         return specs
+
+
+def commit_text(message: str, trailers: Sequence[tuple[str, str]] = ()) -> str:
+    """The commit message `git commit --file=- --trailer K: V ...` makes of `message`: whitespace
+    cleaned up (trailing spaces, leading, trailing and repeated blank lines), then the trailers as
+    a paragraph of their own, a trailer equal to the one before it dropped (git's default,
+    `trailer.ifExists = addIfDifferentNeighbor`)."""
+    lines, blank = [], False
+    for line in message.splitlines():
+        line = line.rstrip()
+        if not line:
+            blank = bool(lines)
+            continue
+        if blank:
+            lines.append("")
+        lines.append(line)
+        blank = False
+    block: list[str] = []
+    for key, value in trailers:
+        line = _trailer(key, value).rstrip()
+        if not block or block[-1].lower() != line.lower():
+            block.append(line)
+    if block:
+        lines += [""] + block if lines and not _is_trailer_block(lines) else block
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def _is_trailer_block(lines: list[str]) -> bool:
+    """Whether the last paragraph already is a trailer block; the reconciler's messages end with a
+    sentence, so this only has to recognise the plain case (every line `Key: value`)."""
+    if "" not in lines:  # git never reads the subject as trailers
+        return False
+    paragraph = lines[len(lines) - lines[::-1].index(""):]
+    return all(re.match(r"[A-Za-z0-9][A-Za-z0-9-]*:", line) for line in paragraph)
 
 
 def _trailer(key: str, value: str) -> str:

@@ -8,7 +8,7 @@ import sys
 from typing import Callable
 
 from . import exit_codes
-from .main import UsageError, add_at_argument, add_repo_argument
+from .main import UsageError, add_at_argument, add_lock_timeout_argument, add_repo_argument
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, at_help: str) -> None:
@@ -16,6 +16,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, at_help: str) -> None:
     parser.add_argument("--environment", "-e", required=True, help="the environment (environments/<ENV>.yaml)")
     add_at_argument(parser, at_help)
     parser.add_argument("--push", action="store_true", help="push the commit to origin")
+    add_lock_timeout_argument(parser)
 
 
 def add_reasoned_arguments(parser: argparse.ArgumentParser, reason_help: str, at_help: str) -> None:
@@ -37,7 +38,7 @@ def one_line_reason(text: str) -> str:
 
 def carry_out(command: str, action: Callable[[], object]) -> int:
     from ..adapters.git import GitError
-    from ..adapters.rollout_pass import GatesFailed, InvalidRepository, RolloutError
+    from ..adapters.rollout_pass import CheckoutLocked, GatesFailed, InvalidRepository, RolloutError
     from .reporters import print_errors, print_failed_deliveries
 
     try:
@@ -46,6 +47,9 @@ def carry_out(command: str, action: Callable[[], object]) -> int:
         print_errors(err.findings, f"reconciler {command}: refused: the repository would have "
                      f"{len(err.findings)} error(s); nothing was written")
         return exit_codes.FINDINGS
+    except CheckoutLocked as err:
+        print(f"reconciler {command}: {err}; nothing was written", file=sys.stderr)
+        return exit_codes.LOCKED
     except GatesFailed as err:
         print(f"reconciler {command}: {err}; nothing was written", file=sys.stderr)
         return exit_codes.FINDINGS

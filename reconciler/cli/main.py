@@ -152,6 +152,22 @@ def add_at_argument(parser: argparse.ArgumentParser, what: str) -> None:
                         "default: now)")
 
 
+def add_lock_timeout_argument(parser: argparse.ArgumentParser) -> None:
+    """--lock-timeout for the commands that commit: how long to wait for another one on the checkout."""
+    parser.add_argument("--lock-timeout", default="60s", metavar="DURATION",
+                        help="wait this long for another reconciler command writing to the same checkout, then "
+                        f"exit {exit_codes.LOCKED} naming it (default 60s; 0s: do not wait)")
+
+
+def lock_timeout_seconds(text: str) -> float:
+    from ..core.types import parse_duration
+
+    try:
+        return parse_duration(text).total_seconds()
+    except ValueError as err:
+        raise UsageError(f"--lock-timeout: {err}") from None
+
+
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace | int:
     """Lazy parser: `--help` without a verb needs no command module imported."""
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -5,9 +5,11 @@ Exit 0 when the pass ran, whatever it decided (a rollback is the system working)
 repository has errors; 2 on usage errors or when git refuses (a dirty environment file, a push
 that keeps failing); 3 when the pass ran but Prometheus could not be read for a rollout in flight
 (it held unjudged: never a rollback; decisions that need no metrics, such as retiring a standby,
-are still committed), so a scheduled job shows red instead of a green run that judged nothing.
-`--watch` keeps looping on 3 (Prometheus may come back) and says so on stderr every pass; it
-stops on 1 and 2. `--at` evaluates as of a past time, for replays and post-mortems.
+are still committed), so a scheduled job shows red instead of a green run that judged nothing;
+4 when another reconciler command held the checkout for all of --lock-timeout.
+`--watch` keeps looping on 3 (Prometheus may come back) and says so on stderr every pass, and on
+4 (tries again at the next interval); it stops on 1 and 2. `--at` evaluates as of a past time, for
+replays and post-mortems.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ import sys
 from time import sleep  # module-level, so a test can stop the watch loop without stopping subprocesses
 
 from . import exit_codes
-from .main import (UsageError, add_at_argument, add_format_argument, add_prometheus_arguments, add_repo_argument,
-                   checked_prometheus_url)
+from .main import (UsageError, add_at_argument, add_format_argument, add_lock_timeout_argument,
+                   add_prometheus_arguments, add_repo_argument, checked_prometheus_url, lock_timeout_seconds)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--watch", action="store_true", help="run a pass every --interval until interrupted")
     parser.add_argument("--interval", default="30s", metavar="DURATION", help="between passes with --watch (default 30s)")
     add_format_argument(parser, "text", "json")
+    add_lock_timeout_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--interval {args.interval}: give a positive duration such as 30s")
     while True:
         code = _one_pass(args)
-        if not args.watch or code not in (exit_codes.OK, exit_codes.METRICS_UNREACHABLE):
+        if not args.watch or code not in (exit_codes.OK, exit_codes.METRICS_UNREACHABLE, exit_codes.LOCKED):
             return code
         try:
             sleep(interval.total_seconds())
@@ -59,13 +62,17 @@ def run(args: argparse.Namespace) -> int:
 
 def _one_pass(args: argparse.Namespace) -> int:
     from ..adapters.git import GitError
-    from ..adapters.rollout_pass import InvalidRepository, RolloutError, run_pass
+    from ..adapters.rollout_pass import CheckoutLocked, InvalidRepository, RolloutError, run_pass
     from .main import print_repository_errors
     from .reporters import print_failed_deliveries
 
     try:
-        report = run_pass(args.path, environments=args.environment, prometheus_url=checked_prometheus_url(args.prometheus, args.allow_link_local), at=args.at,
-                          dry_run=args.dry_run, push=args.push)
+        report = run_pass(args.path, environments=args.environment,
+                          prometheus_url=checked_prometheus_url(args.prometheus, args.allow_link_local), at=args.at,
+                          dry_run=args.dry_run, push=args.push, lock_timeout=lock_timeout_seconds(args.lock_timeout))
+    except CheckoutLocked as err:
+        print(f"reconciler reconcile: {err}; nothing was decided", file=sys.stderr)
+        return exit_codes.LOCKED
     except InvalidRepository as err:
         print_repository_errors(err.findings, "reconcile")
         return exit_codes.FINDINGS

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from .hand_actions import add_reasoned_arguments, carry_out, one_line_reason
+from .main import lock_timeout_seconds
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,5 +23,6 @@ def run(args: argparse.Namespace) -> int:
     from ..adapters.rollout_pass import resume_by_hand
 
     reason = one_line_reason(args.reason)
+    wait = lock_timeout_seconds(args.lock_timeout)
     return carry_out("resume", lambda: resume_by_hand(args.path, args.environment, args.model, reason,
-                                                      at=args.at, push=args.push))
+                                                      at=args.at, push=args.push, lock_timeout=wait))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from .hand_actions import add_common_arguments, carry_out
+from .main import lock_timeout_seconds
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,5 +23,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..adapters.rollout_pass import start_rollout
 
+    wait = lock_timeout_seconds(args.lock_timeout)
     return carry_out("start", lambda: start_rollout(args.path, args.environment, args.model, args.version,
-                                                    at=args.at, push=args.push))
+                                                    at=args.at, push=args.push, lock_timeout=wait))

@@ -362,6 +362,58 @@ def test_watch_sleeps_the_interval_between_passes(capsys: pytest.CaptureFixture[
     assert err == UNJUDGED_STAGING * 2  # Prometheus down: every pass says so, and the loop goes on
 
 
+def test_a_watch_loop_goes_on_when_another_command_holds_the_checkout(capsys: pytest.CaptureFixture[str], repo: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """An on-call's long manual command must not end the loop that judges every rollout: the
+    locked pass exits 4 in a single pass, and a watch loop says so and tries again after the interval."""
+    import fcntl
+
+    from reconciler.adapters.checkout_lock import LOCK_NAME
+
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("reconciler.cli.reconcile.sleep", sleep)
+    with open(repo / ".git" / LOCK_NAME, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        held.write("pid 4242 on oncall-laptop, `reconciler rollback`, since 2026-11-22T09:59:00Z\n")
+        held.flush()
+        code, out, err = run(capsys, "reconcile", str(repo), "--prometheus", DOWN, "--lock-timeout", "0s")
+        assert (code, out) == (4, "") and "pid 4242 on oncall-laptop" in err
+        code, out, err = run(capsys, "reconcile", str(repo), "--watch", "--interval", "1m", "--prometheus", DOWN,
+                             "--lock-timeout", "0s")
+    assert code == 0 and slept == [60.0, 60.0]
+    assert err.count("another reconciler is writing to this checkout") == 2
+
+
+@pytest.mark.parametrize("command", [
+    ["start", "chat-assistant", "1.3.0", "-e", "prod"],
+    ["rollback", "chat-assistant", "-e", "prod", "--reason", "p99 regression"],
+    ["resume", "chat-assistant", "-e", "prod", "--reason", "fixed upstream"],
+], ids=["start", "rollback", "resume"])
+def test_a_hand_action_waits_for_the_checkouts_lock_then_exits_4_naming_the_holder(
+        capsys: pytest.CaptureFixture[str], repo: Path, command: list[str]) -> None:
+    import fcntl
+
+    from reconciler.adapters.checkout_lock import LOCK_NAME
+
+    before = head(repo)
+    with open(repo / ".git" / LOCK_NAME, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        held.write("pid 4242 on cron-runner, `reconciler reconcile`, since 2026-11-22T09:59:00Z\n")
+        held.flush()
+        code, out, err = run(capsys, *command, str(repo), "--at", AT, "--lock-timeout", "200ms")
+    assert (code, out) == (4, "")
+    assert err.startswith(f"reconciler {command[0]}: another reconciler is writing to this checkout: pid 4242 on "
+                          "cron-runner, `reconciler reconcile`, since 2026-11-22T09:59:00Z holds ")
+    assert err.rstrip().endswith("nothing was written")
+    assert head(repo) == before and git(repo, "status", "--porcelain") == ""
+
+
 # --- start ---------------------------------------------------------------------------------------------
 
 

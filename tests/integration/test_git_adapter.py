@@ -295,3 +295,50 @@ def test_reset_hard_refuses_to_discard_uncommitted_changes(two_clones: tuple[Git
     with pytest.raises(GitError, match=f"uncommitted changes in {ENV}"):
         first.reset_hard("origin/main")
     assert (first.root / ENV).read_text(encoding="utf-8") == "stage: 4  # hand edit\n"
+
+
+# --- commit_chain, advance_head, behind_head -------------------------------------------------------
+
+from reconciler.adapters.git import PlannedCommit  # noqa: E402
+
+TRAILERS = [("Sluice-Action", "advance"), ("Sluice-Version", ""), ("Sluice-Reason", REASON),
+            ("Sluice-Reason", REASON), ("Sluice-Reason", "second")]
+MESSAGE = "Advance chat-assistant  \n\n\n- a reason with # inside\n\nRevert this commit to undo it: `git revert`."
+
+
+def test_a_chain_is_byte_for_byte_the_commits_git_commit_makes_and_touches_nothing_until_head_moves(
+        tmp_path: Path) -> None:
+    ours, theirs = new_repo(tmp_path / "ours"), new_repo(tmp_path / "theirs")
+    steps = [{ENV: "stage: 2\n"}, {ENV: "stage: 3\n", "incidents/staging/one.yaml": "incident: one\n"}]
+    base = ours.head()
+    chain = ours.commit_chain(base, [PlannedCommit(files, MESSAGE, TRAILERS) for files in steps])
+    assert ours.head() == base and (ours.root / ENV).read_text() == "stage: 1\n" and ours.is_clean()
+    assert git(ours.root, "for-each-ref").count("refs/") == 1  # only main: no helper ref left behind
+    for files in steps:
+        for rel, text in files.items():
+            write(theirs.root, rel, text)
+        theirs.commit([Path(rel) for rel in files], MESSAGE, TRAILERS)
+    assert chain == git(theirs.root, "rev-list", "--max-count=2", "HEAD").split()[::-1]
+    ours.advance_head(chain[-1], base, "two decisions")
+    assert git(ours.root, "rev-parse", "main").strip() == chain[-1]
+    with pytest.raises(GitError, match="update-ref"):  # compare-and-swap: HEAD is no longer `base`
+        ours.advance_head(base, base, "stale")
+
+
+def test_a_working_tree_left_behind_head_by_a_killed_pass_is_told_from_a_persons_edit(repo: GitRepository) -> None:
+    base = repo.head()
+    chain = repo.commit_chain(base, [
+        PlannedCommit({ENV: "stage: 2\n"}, "Advance", [("Sluice-Action", "advance")]),
+        PlannedCommit({ENV: "stage: 3\n", "incidents/staging/x.yaml": "x: 1\n"}, "Roll back",
+                      [("Sluice-Action", "rollback")])])
+    repo.advance_head(chain[-1], base, "test")  # and the pass dies before touching the working tree
+    dirty = repo.dirty_paths([Path("environments"), Path("incidents")])
+    assert dirty == [ENV, "incidents/staging/x.yaml"]
+    assert repo.behind_head(dirty) == (dirty, [])
+    write(repo.root, ENV, "stage: 2\n")  # a half-updated working tree is behind too
+    assert repo.behind_head([ENV]) == ([ENV], [])
+    write(repo.root, ENV, "stage: 2  # mine\n")  # a person's edit is not
+    assert repo.behind_head([ENV]) == ([], [ENV])
+    git(repo.root, "commit", "-q", "-am", "a person's commit ends the reconciler's run")
+    write(repo.root, ENV, "stage: 2\n")
+    assert repo.behind_head([ENV]) == ([], [ENV])

@@ -2,7 +2,7 @@
 against the reverted commit shows the route change back, and the desired state is the one before.
 
 Each kind of commit is made the way it is made in production, on a real git repository holding
-the example with its program: the reconciler's decisions through `rollout_pass.apply` (the step a
+the example with its program: the reconciler's decisions through `rollout_pass.apply_all` (the step a
 reconcile pass runs after `decide`) with a `Decision` value, the hand actions through the CLI
 (`reconciler start`, `reconciler rollback`), and a person's pointer edit committed with git. Then:
 
@@ -35,7 +35,7 @@ import pytest
 from reconciler.adapters.deployable import load_desired_state
 from reconciler.adapters.git import GitRepository
 from reconciler.adapters.repo_loader import load_repository
-from reconciler.adapters.rollout_pass import apply, load_valid
+from reconciler.adapters.rollout_pass import apply_all, load_valid
 from reconciler.cli.main import main
 from reconciler.core.decision import Action, Decision
 from tests.conftest import ROOT
@@ -138,7 +138,7 @@ def decided(environment: str, model: str, action: Action, **fields: Any) -> Call
         dep = loaded.environments[environment].models[model]
         candidate = dep.standby if action is Action.RETIRE else dep.candidate
         decision = Decision(environment, model, candidate, dep.stable, action, T0, **fields)
-        done = apply(repo.root, GitRepository(repo.root), loaded, decision)
+        done, = apply_all(repo.root, GitRepository(repo.root), loaded, [decision])
         assert done.commit is not None
         return done.commit
     return act

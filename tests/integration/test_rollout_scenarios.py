@@ -700,6 +700,13 @@ def test_two_reconcilers_racing_on_one_remote_advance_the_stage_exactly_once(
                  if line.endswith("to stage 2 (5%)") and not line.startswith(on_remote[0].sha)]
     assert len(discarded) == 1, "B made its own advance commit, which the rejected push left local and reset away"
 
+    # and no decision is doubled later: both reconcilers' next passes (pushing) find stage 2 running
+    for clone in (r.b, r.a):
+        later = run_pass(clone.root, at=at(13), prometheus_url=clone.prometheus_url, push=True)
+        assert [d.action for d in later.decisions] == ["wait"] and later.applied == []
+    assert [c.subject for c in read_log(r.remote, f"{r.stale}..main")] == [on_remote[0].subject]
+    assert r.a.clean() and r.b.clean()
+
 
 def test_two_reconcilers_rolling_back_in_the_same_second_page_on_call_once(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prometheus, hooks: Hooks) -> None:  # noqa: F811

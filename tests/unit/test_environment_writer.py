@@ -5,6 +5,7 @@ write_atomically never leaves a half-written or missing file."""
 from __future__ import annotations
 
 import difflib
+from itertools import accumulate
 import stat
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -405,3 +406,52 @@ def test_random_edits_keep_every_comment_of_untouched_keys_and_load_back(
                 assert lines[at - 1] == comment_above
             if "# eol" in original_lines[before] and (model, key) not in touched:
                 assert lines[at] == original_lines[before]
+
+
+# --- one parse for a pass's edits: the same bytes as one edit after another ----------------------------
+
+STEPS = st.lists(st.lists(st.tuples(st.sampled_from(MODELS), st.sampled_from(POINTER_KEYS), st.booleans(), st.data()),
+                          min_size=1, max_size=3), min_size=1, max_size=6)
+
+
+def _folded(text: str, steps: list[dict[str, dict[str, object]]]) -> list[str]:
+    """The texts of one update_models after another: what an applying pass made before one parse."""
+    return list(accumulate(steps, update_models, initial=text))[1:]
+
+
+@SETTINGS
+@given(environment_files(), STEPS)
+def test_edits_in_sequence_give_the_bytes_of_one_update_after_another_from_one_parse(
+        file: tuple[str, dict[str, dict[str, object]]],
+        drawn: list[list[tuple[str, str, bool, st.DataObject]]]) -> None:
+    text, _ = file
+    steps = []
+    for step in drawn:
+        changes: dict[str, dict[str, object]] = {}
+        for model, key, remove, data in step:
+            changes.setdefault(model, {})[key] = None if remove else data.draw(VALUES[key])
+        steps.append(changes)
+    expected = _folded(text, steps)
+    with pytest.MonkeyPatch.context() as patch:  # the spliced path, not the fallback, must give them
+        patch.setattr(environment_writer, "_fold", lambda *a: pytest.fail("fell back to one parse per step"))
+        assert environment_writer.update_models_in_sequence(text, steps) == expected
+
+
+@pytest.mark.parametrize("rel", [STAGING, PROD])
+def test_a_pass_over_the_example_files_gives_the_bytes_of_one_update_after_another(rel: str) -> None:
+    text = example(rel)
+    models = list(parse_yaml(text.encode()).data["models"])
+    steps = [{models[0]: {"stage": 3, "stage_started_at": NOW}}, {models[-1]: {"standby": None, "standby_until": None}},
+             {models[0]: promote("1.2.0", "1.3.0")}, {models[-1]: {"candidate": "9.0.0", "stage": 0}}]
+    assert environment_writer.update_models_in_sequence(text, steps) == _folded(text, steps)
+
+
+def test_a_file_that_does_not_dump_back_to_itself_is_edited_one_step_at_a_time() -> None:
+    text = "models:\n  alpha:\n    stable:   \"1.0.0\"\n    stage: 1\n  beta: {stable: \"2.0.0\"}\n"
+    steps = [{"alpha": {"stage": 2}}, {"beta": {"stable": "2.1.0"}}, {"alpha": {"stage": 3}}]
+    assert environment_writer.update_models_in_sequence(text, steps) == _folded(text, steps)
+
+
+def test_edits_in_sequence_refuse_an_unknown_model_before_any_text_is_made() -> None:
+    with pytest.raises(KeyError, match="delta"):
+        environment_writer.update_models_in_sequence(example(STAGING), [{CHAT: {"stage": 2}}, {"delta": {"stage": 1}}])
