@@ -160,12 +160,12 @@ def add_lock_timeout_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def lock_timeout_seconds(text: str) -> float:
-    from ..core.types import parse_duration
+    from ..core.types import explained, parse_duration
 
     try:
         return parse_duration(text).total_seconds()
     except ValueError as err:
-        raise UsageError(f"--lock-timeout: {err}") from None
+        raise UsageError(f"--lock-timeout: {explained(err)}") from None
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace | int:

@@ -40,14 +40,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..core.types import parse_duration
+    from ..core.types import explained, parse_duration
 
     if args.watch and args.at is not None:
         raise UsageError("--watch runs on the clock; --at replays one instant: use one or the other")
     try:
         interval = parse_duration(args.interval)
     except ValueError as err:
-        raise UsageError(f"--interval: {err}") from None
+        raise UsageError(f"--interval: {explained(err)}") from None
     if interval.total_seconds() <= 0:
         raise UsageError(f"--interval {args.interval}: give a positive duration such as 30s")
     while True:

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from .findings import Finding, PathPart, Severity, YamlPath, format_path
-from .types import shortened
+from .types import ValueProblem, shortened
 
 
 def schema_findings(file: str, model: type[BaseModel], data: Any, error: ValidationError) -> list[Finding]:
@@ -64,6 +64,9 @@ def _explain(model: type[BaseModel], path: YamlPath, err: dict[str, Any]) -> tup
         hint = f"did you mean `{close[0]}`?" if close else f"allowed here: {', '.join(allowed)}"
         return f"unknown field `{name}`", f"{hint} (remove it or fix its spelling)"
     if kind == "value_error":
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, ValueProblem):
+            return str(cause), cause.fix
         return msg.removeprefix("Value error, "), "correct the value"
     if kind in ("datetime_type", "datetime_parsing", "datetime_from_date_parsing") and isinstance(value, str) \
             and _reads_as_time(value):

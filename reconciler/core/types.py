@@ -18,6 +18,20 @@ from .huggingface import SHAPES as HF_SHAPES
 from .huggingface import Role, reference_problem
 
 
+class ValueProblem(ValueError):
+    """A validator's refusal that carries its own fix, so `validate` shows that fix rather than a
+    generic "correct the value" (`schema_errors` reads it from pydantic's error context)."""
+
+    def __init__(self, problem: str, fix: str) -> None:
+        super().__init__(problem)
+        self.fix = fix
+
+
+def explained(err: ValueError) -> str:
+    """The refusal with its fix, for a command-line message: "'5' has no unit: write ..."."""
+    return f"{err}: {err.fix}" if isinstance(err, ValueProblem) else str(err)
+
+
 class Frozen(BaseModel):
     """Base for every model: immutable, and unknown keys are errors (typos never pass silently)."""
 
@@ -130,11 +144,11 @@ def parse_duration(value: object) -> object:
     if isinstance(value, timedelta):
         return value
     if isinstance(value, bool) or isinstance(value, (int, float)):
-        raise ValueError(f"{value!r} has no unit: write a duration such as \"30s\", \"5m\", \"1h\" or \"2d\"")
+        raise ValueProblem(f"{value!r} has no unit", 'write a duration such as "30s", "5m", "1h" or "2d"')
     if not isinstance(value, str):
         return value
     if not re.fullmatch(_DURATION, value):
-        raise ValueError(f"{shortened(value)!r} is not a duration: write e.g. \"30s\", \"5m\", \"1h30m\" or \"2d\"")
+        raise ValueProblem(f"{shortened(value)!r} is not a duration", 'write e.g. "30s", "5m", "1h30m" or "2d"')
     total = 0
     for number, unit in _DURATION_PART.findall(value):
         digits = number.lstrip("0")
@@ -143,8 +157,8 @@ def parse_duration(value: object) -> object:
             break
         total += int(digits or "0") * _UNIT_MS[unit]
     if total > _MAX_MS:
-        raise ValueError(f"{shortened(value)!r} is longer than {format_duration(MAX_DURATION)}, the longest duration "
-                         "Sluice takes: write a shorter one")
+        raise ValueProblem(f"{shortened(value)!r} is longer than {format_duration(MAX_DURATION)}, the longest duration "
+                           "Sluice takes", f"write at most {format_duration(MAX_DURATION)} (docs/formats.md, \"Ranges\")")
     return timedelta(milliseconds=total)
 
 

@@ -154,3 +154,21 @@ def test_a_rollout_has_at_most_100_stages_so_a_stage_index_fits(repo: Path) -> N
     assert code == 1
     [finding] = [e for e in report["errors"] if e["path"] == "rollout.stages" and e["rule"] == "schema"]
     assert "at most 100 items" in finding["message"]
+
+
+@pytest.mark.parametrize(("value", "problem", "fix"), [
+    ("99999999999999999999h", "longer than 365d", "write at most 365d"),
+    (60, "has no unit", 'write a duration such as "30s"'),
+    ("an hour", "is not a duration", 'write e.g. "30s"'),
+])
+def test_a_bad_duration_gets_its_own_fix_not_a_generic_one(repo: Path, value: Any, problem: str, fix: str) -> None:
+    path = ("rollout", "stages", 1, "min_duration")
+    original = (repo / RELEASE).read_bytes()
+    try:
+        mutate_yaml(repo / RELEASE, _set(path, value))
+        code, report = _validate(repo)
+    finally:
+        (repo / RELEASE).write_bytes(original)
+    [finding] = [e for e in report["errors"] if e["path"] == _yaml_path(path)]
+    assert code == 1 and problem in finding["message"] and fix not in finding["message"]
+    assert finding["fix"].startswith(fix) and "correct the value" not in finding["fix"]
