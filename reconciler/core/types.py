@@ -18,18 +18,22 @@ from .huggingface import SHAPES as HF_SHAPES
 from .huggingface import Role, reference_problem
 
 
+#: A validator's message may carry its own fix after this separator ("what is wrong; fix: what to
+#: do"): `schema_errors` splits it, so `validate` shows that fix rather than "correct the value".
+VALUE_ERROR_FIX = "; fix: "
+
+
 class ValueProblem(ValueError):
-    """A validator's refusal that carries its own fix, so `validate` shows that fix rather than a
-    generic "correct the value" (`schema_errors` reads it from pydantic's error context)."""
+    """A validator's refusal with its own fix, written with VALUE_ERROR_FIX between the two."""
 
     def __init__(self, problem: str, fix: str) -> None:
-        super().__init__(problem)
-        self.fix = fix
+        super().__init__(f"{problem}{VALUE_ERROR_FIX}{fix}")
+        self.problem, self.fix = problem, fix
 
 
 def explained(err: ValueError) -> str:
     """The refusal with its fix, for a command-line message: "'5' has no unit: write ..."."""
-    return f"{err}: {err.fix}" if isinstance(err, ValueProblem) else str(err)
+    return f"{err.problem}: {err.fix}" if isinstance(err, ValueProblem) else str(err)
 
 
 class Frozen(BaseModel):
