@@ -28,6 +28,11 @@ def _vllm_p99(metric: str) -> str:
     return f"histogram_quantile(0.99, sum by (app, version, le) (rate({metric}_bucket[$window])))"
 
 
+def _vllm_evidence(metric: str) -> Evidence:
+    return Evidence(kind="histogram", quantile=0.99,
+                    buckets=f"sum by (app, version, le) (increase({metric}_bucket[$window]))")
+
+
 def _evaluator(gauge: str) -> str:
     return f"avg by (app, version) (avg_over_time({gauge}[$window]))"
 
@@ -59,6 +64,36 @@ class SeriesLabels(Frozen):
 _WORKLOAD = SeriesLabels(app="app", version="version")
 
 
+class Evidence(Frozen):
+    """The counts behind a metric, for gates and triggers that state a `confidence`
+    (docs/judgement.md): each query gives every version's increase over `$window`.
+
+    A histogram (latency) is judged at `quantile` from `buckets`, grouped by version and `le`; a
+    proportion (error rate) from `events` of `trials`.
+    """
+
+    kind: Literal["histogram", "proportion"]
+    quantile: float | None = Field(default=None, gt=0, lt=1, description="histogram only, e.g. 0.99")
+    buckets: QueryTemplate | None = Field(
+        default=None, description="histogram: per version and le, the _bucket series' increase over $window")
+    events: QueryTemplate | None = Field(default=None, description="proportion: e.g. 5xx responses' increase over $window")
+    trials: QueryTemplate | None = Field(default=None, description="proportion: all requests' increase over $window")
+
+    @model_validator(mode="after")
+    def _queries_of_its_kind(self) -> Evidence:
+        if self.kind == "histogram":
+            if self.quantile is None or self.buckets is None:
+                raise ValueError("a histogram evidence needs quantile (e.g. 0.99) and buckets (a query by version and le)")
+            if self.events is not None or self.trials is not None:
+                raise ValueError("a histogram evidence has no events or trials: remove them, or use kind: proportion")
+        else:
+            if self.events is None or self.trials is None:
+                raise ValueError("a proportion evidence needs events and trials (two queries by version)")
+            if self.quantile is not None or self.buckets is not None:
+                raise ValueError("a proportion evidence has no quantile or buckets: remove them, or use kind: histogram")
+        return self
+
+
 class MetricQuery(Frozen):
     """One PromQL template per metric serves every rollout in the environment: it groups by version."""
 
@@ -66,6 +101,8 @@ class MetricQuery(Frozen):
     labels: SeriesLabels = SeriesLabels()
     unit: str | None = None
     description: str | None = None
+    evidence: Evidence | None = Field(
+        default=None, description="the counts behind the metric, for gates and triggers with a confidence")
 
 
 DEFAULT_QUERIES: dict[str, MetricQuery] = {
@@ -78,19 +115,26 @@ DEFAULT_QUERIES: dict[str, MetricQuery] = {
     "error_rate": MetricQuery(
         query=f'sum by ({_BY}) (rate(istio_requests_total{{{_ISTIO},response_code=~"5.."}}[$window]))'
         f" / sum by ({_BY}) (rate(istio_requests_total{{{_ISTIO}}}[$window]))",
-        unit="ratio", description="share of 5xx responses (Istio)"),
+        unit="ratio", description="share of 5xx responses (Istio)",
+        evidence=Evidence(
+            kind="proportion",
+            events=f'sum by ({_BY}) (increase(istio_requests_total{{{_ISTIO},response_code=~"5.."}}[$window]))',
+            trials=f"sum by ({_BY}) (increase(istio_requests_total{{{_ISTIO}}}[$window]))")),
     "latency_p99_ms": MetricQuery(
         query=f"histogram_quantile(0.99, sum by ({_BY}, le) "
         f"(rate(istio_request_duration_milliseconds_bucket{{{_ISTIO}}}[$window])))",
-        unit="ms", description="request latency p99 (Istio)"),
+        unit="ms", description="request latency p99 (Istio)",
+        evidence=Evidence(
+            kind="histogram", quantile=0.99,
+            buckets=f"sum by ({_BY}, le) (increase(istio_request_duration_milliseconds_bucket{{{_ISTIO}}}[$window]))")),
     "ttft_p99_seconds": MetricQuery(
-        query=_vllm_p99("vllm:time_to_first_token_seconds"), labels=_WORKLOAD,
+        query=_vllm_p99("vllm:time_to_first_token_seconds"), labels=_WORKLOAD, evidence=_vllm_evidence("vllm:time_to_first_token_seconds"),
         unit="s", description="time to first token p99 (vLLM)"),
     "tpot_p99_seconds": MetricQuery(
-        query=_vllm_p99("vllm:time_per_output_token_seconds"), labels=_WORKLOAD,
+        query=_vllm_p99("vllm:time_per_output_token_seconds"), labels=_WORKLOAD, evidence=_vllm_evidence("vllm:time_per_output_token_seconds"),
         unit="s", description="time per output token p99 (vLLM)"),
     "e2e_latency_p99_seconds": MetricQuery(
-        query=_vllm_p99("vllm:e2e_request_latency_seconds"), labels=_WORKLOAD,
+        query=_vllm_p99("vllm:e2e_request_latency_seconds"), labels=_WORKLOAD, evidence=_vllm_evidence("vllm:e2e_request_latency_seconds"),
         unit="s", description="end-to-end request latency p99 (vLLM)"),
     "quality_score": MetricQuery(
         query=_evaluator("sluice_eval_quality_score"), labels=_WORKLOAD,
@@ -192,6 +236,9 @@ class ModelDeployment(Frozen):
     stage_started_at: AwareDatetime | None = None
     pool: DnsLabel = Field(description="the GPU pool that serves this model")
     replicas: int = Field(default=1, ge=1, le=1000, description="replicas per live version")
+    expected_rps: float | None = Field(
+        default=None, gt=0, le=1e6, exclude_if=lambda v: v is None,
+        description="requests per second the whole model serves: plans stages' evidence before anything is observed")
     deadline_paged_at: AwareDatetime | None = Field(
         default=None, description="when the reconciler paged that the candidate's stage passed its progress "
                                   "deadline (on_progress_deadline: hold): the page goes out once per stage")

@@ -64,6 +64,65 @@ class RequestHistory:
 
 
 @dataclass(frozen=True)
+class VersionCounts:
+    """Counts one version accumulated since a stage began: what `judge` weighs.
+
+    Proportions (error rate) use `events` of `trials` (5xx of requests); histograms (latency) use
+    `buckets`, (le, cumulative count) pairs in ascending `le` with +inf last, as Prometheus'
+    `_bucket` series give them. Counts are floats: `increase()` extrapolates.
+    """
+
+    trials: float = 0.0
+    events: float = 0.0
+    buckets: tuple[tuple[float, float], ...] = ()
+
+    def __add__(self, other: VersionCounts) -> VersionCounts:
+        return VersionCounts(trials=self.trials + other.trials, events=self.events + other.events,
+                             buckets=_add_buckets(self.buckets, other.buckets))
+
+    @property
+    def total(self) -> float:
+        """Requests counted: the +inf bucket of a histogram, else the trials."""
+        return self.buckets[-1][1] if self.buckets else self.trials
+
+
+def _add_buckets(a: tuple[tuple[float, float], ...], b: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
+    """Sum two cumulative histograms bucket by bucket (a boundary missing on one side counts 0 there)."""
+    if not a or not b:
+        return a or b
+    sums: dict[float, float] = {}
+    for le, count in (*a, *b):
+        sums[le] = sums.get(le, 0.0) + count
+    return tuple(sorted(sums.items()))
+
+
+@dataclass(frozen=True)
+class EvidenceHistory:
+    """One evidence metric's per-window increments per version, as (window end, counts) points in
+    time order: from one range query per evidence query (step = window), like RequestHistory.
+
+    `kind` is the catalog's evidence kind: "histogram" or "proportion".
+    """
+
+    kind: str
+    points: Mapping[VersionKey, tuple[tuple[datetime, VersionCounts], ...]] = field(default_factory=dict)
+    error: str | None = None  # a query failed: the judgement holds, never rolls back
+
+    def since(self, key: VersionKey, start: datetime, window: timedelta) -> VersionCounts:
+        """The counts of the windows that began at or after `start` (the rule of
+        RequestHistory.served_since: the window that straddles `start` is left out).
+
+        Example: 5m windows ending 10:05 (trials 120), 10:10 (80), 10:15 (95) and start 10:04 ->
+        VersionCounts(trials=175, ...).
+        """
+        total = VersionCounts()
+        for end, counts in self.points.get(key, ()):
+            if end - window >= start:
+                total = total + counts
+        return total
+
+
+@dataclass(frozen=True)
 class Observations:
     """Everything a pass read for one environment, as of `at` (the pass's `now`, or `--at`)."""
 
@@ -72,6 +131,7 @@ class Observations:
     requests: RequestHistory = RequestHistory()
     last_sample: Mapping[VersionKey, datetime] = field(default_factory=dict)
     last_sample_error: str | None = None
+    evidence: Mapping[str, EvidenceHistory] = field(default_factory=dict)  # by metric name
     error: str | None = None  # Prometheus unreachable or answering errors to everything
     queries: int = 0  # how many queries the pass sent for this environment
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -172,12 +172,38 @@ class Evaluation(Frozen):
     benchmarks: dict[str, Measure] = Field(default_factory=dict)
 
 
+#: A `confidence` is stated with exactly one of these: the effect the sequential test rules out.
+STATISTICAL_BOUNDS = ("max_ratio_to_stable", "max_increase_over_stable")
+
+Confidence = Annotated[float | None, Field(
+    default=None, ge=0.5, lt=1, exclude_if=lambda v: v is None,  # absent: rendered manifests stay as they were
+    description="judge on the evidence since the stage began at this confidence (e.g. 0.95): docs/judgement.md")]
+
+
+def _statistical_bound_problem(bounds: dict[str, float], confidence: float | None, what: str) -> str | None:
+    """Why a gate's or trigger's bounds do not make one sequential test (None when they do)."""
+    relative = [b for b in STATISTICAL_BOUNDS if b in bounds]
+    others = sorted(set(bounds) - set(STATISTICAL_BOUNDS))
+    if confidence is None:
+        return None
+    if len(relative) != 1 or others:
+        stated = ", ".join(sorted(bounds)) or "no bound"
+        return (f"a {what} with confidence tests one effect against stable, but states {stated}: keep exactly one "
+                "of max_ratio_to_stable or max_increase_over_stable, and put other bounds in a separate "
+                f"{what} without confidence")
+    return None
+
+
 class Gate(Frozen):
     """A check on live metrics: absolute bounds and/or bounds relative to stable over the same window.
 
     Example: `{metric: latency_p99_ms, max_ratio_to_stable: 1.2}` passes while the candidate's p99
     is at most 1.2 x stable's; `{metric: error_rate, max_increase_over_stable: 0.005}` allows half a
     percentage point more errors than stable.
+
+    With `confidence` the gate is a sequential test on the evidence since the stage began
+    (docs/judgement.md): `{metric: latency_p99_ms, max_ratio_to_stable: 1.1, confidence: 0.95}`
+    passes once "p99 no worse than 1.1 x stable's" is established at 95%.
     """
 
     metric: str = Field(min_length=1, description="a query name in the environment's metrics.queries")
@@ -187,9 +213,21 @@ class Gate(Frozen):
     min_ratio_to_stable: float | None = Field(default=None, gt=0, le=1000)
     max_increase_over_stable: float | None = Field(default=None, ge=0, le=MAX_MEASURE)
     max_decrease_from_stable: float | None = Field(default=None, ge=0, le=MAX_MEASURE)
+    confidence: Confidence = None
+
+    @model_validator(mode="after")
+    def _one_statistical_bound(self) -> Gate:
+        problem = _statistical_bound_problem(self.bounds(), self.confidence, "gate")
+        if problem:
+            raise ValueError(problem)
+        return self
 
     def bounds(self) -> dict[str, float]:
-        return {k: v for k, v in self.model_dump(exclude={"metric"}).items() if v is not None}
+        return {k: v for k, v in self.model_dump(exclude={"metric", "confidence"}).items() if v is not None}
+
+    @property
+    def statistical(self) -> bool:
+        return self.confidence is not None
 
 
 class Stage(Frozen):
@@ -205,11 +243,37 @@ class Stage(Frozen):
 
 
 class RollbackTrigger(Frozen):
-    """R = 1 when the candidate's metric is above `max` or below `min`, at any stage, on every pass."""
+    """R = 1 when the candidate's metric is above `max` or below `min`, at any stage, on every pass.
+
+    A relative trigger is always a sequential test: `{metric: error_rate, max_increase_over_stable:
+    0.005, confidence: 0.99}` rolls back once "more than +0.5 pp over stable" is established at 99%
+    (docs/judgement.md); noise alone never fires it.
+    """
 
     metric: str = Field(min_length=1)
     min: Measure | None = None
     max: Measure | None = None
+    max_ratio_to_stable: float | None = Field(default=None, gt=0, le=1000, exclude_if=lambda v: v is None)
+    max_increase_over_stable: float | None = Field(default=None, ge=0, le=MAX_MEASURE, exclude_if=lambda v: v is None)
+    confidence: Confidence = None
+
+    @model_validator(mode="after")
+    def _relative_needs_confidence(self) -> RollbackTrigger:
+        relative = [b for b in STATISTICAL_BOUNDS if getattr(self, b) is not None]
+        if relative and self.confidence is None:
+            raise ValueError(f"a trigger with {relative[0]} compares with stable on evidence: state confidence "
+                             "(e.g. confidence: 0.99), so noise alone never rolls back")
+        problem = _statistical_bound_problem(self.bounds(), self.confidence, "trigger")
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    def bounds(self) -> dict[str, float]:
+        return {k: v for k, v in self.model_dump(exclude={"metric", "confidence"}).items() if v is not None}
+
+    @property
+    def statistical(self) -> bool:
+        return self.confidence is not None
 
 
 class DeadMansSwitch(Frozen):

@@ -1,0 +1,373 @@
+"""Judge a candidate against stable on the evidence since its stage began: worse, not worse, or
+not known yet (docs/judgement.md).
+
+Anytime-valid confidence sequences (CS): the interval holds at every look at once (Ville's
+inequality), so a pass every 30 s is as safe as one a day and a stage ends as soon as the evidence
+allows, no sooner. A rate's CS is the beta-binomial mixture of Howard, Ramdas, McAuliffe and
+Sekhon (2021, "Time-uniform, nonparametric, nonasymptotic confidence sequences"): with S events in
+n trials,
+
+    CS = {p : log B(a+S, b+n-S) - log B(a, b) - S log p - (n-S) log(1-p) < log(1/alpha)},  a = b = 1/2.
+
+Pure: no I/O, no clock. scipy and numpy are imported inside the functions, so the CLI starts fast.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Sequence
+
+from .observations import VersionCounts
+
+if TYPE_CHECKING:
+    import numpy as np
+
+#: The beta prior of the mixture (Jeffreys'): the CS is tightest near rates of a few percent.
+PRIOR = 0.5
+#: Planning with nothing observed yet: stable's error rate (proportions) and its latency shape (a
+#: log-normal with this sigma, on a fine geometric bucket grid) for `requests_needed`.
+PLANNING_ERROR_RATE = 0.01
+PLANNING_LATENCY_SIGMA = 0.5
+#: requests_needed gives up above this many candidate requests: the effect is out of reach.
+MAX_PLANNED_REQUESTS = 10**9
+_BISECTIONS = 64  # in log-odds between -_LOGIT_RANGE and +_LOGIT_RANGE: far below any count's resolution
+_LOGIT_RANGE = 60.0
+
+
+class Verdict(StrEnum):
+    WORSE = "worse"  # established: a trigger rolls back, a gate never passes
+    NOT_WORSE = "not worse"  # established: a gate passes
+    INCONCLUSIVE = "inconclusive"  # not yet: nothing moves, the progress deadline decides
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """One comparison with stable, with its numbers and a message that says them in words."""
+
+    metric: str
+    bound: str  # "max_ratio_to_stable" | "max_increase_over_stable"
+    limit: float  # 1.10 or 0.005
+    confidence: float
+    estimate: float | None  # the ratio or the difference (None: no data yet)
+    low: float | None  # its interval at `confidence`
+    high: float | None
+    verdict: Verdict
+    candidate_trials: float
+    stable_trials: float
+    message: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {"metric": self.metric, "bound": self.bound, "limit": self.limit, "confidence": self.confidence,
+                "estimate": _finite(self.estimate), "low": _finite(self.low), "high": _finite(self.high),
+                "verdict": str(self.verdict), "candidate_trials": self.candidate_trials,
+                "stable_trials": self.stable_trials, "message": self.message}
+
+
+def _finite(value: float | None) -> float | None:
+    """JSON has no infinity: an unbounded end is null."""
+    return value if value is None or math.isfinite(value) else None
+
+
+# --- the confidence sequence of a rate ---------------------------------------------------------
+
+def proportion_cs(events: float | np.ndarray, trials: float | np.ndarray, alpha: float
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The rates p consistent with `events` of `trials` at level 1 - alpha, valid at every n at once.
+
+    Vectorized: events and trials may be arrays (one CS per element). Counts may be fractional
+    (Prometheus' `increase` extrapolates); events are clipped to [0, trials].
+
+    Example: 10 errors in 1,000 requests at alpha 0.05 -> about [0.0024, 0.0262]; a fixed-n 95%
+    (Wilson) interval would be about [0.0054, 0.0183]: the price of looking at every pass. No
+    trials -> [0, 1].
+    """
+    import numpy as np
+    from scipy.special import betaln, expit, logit, xlog1py, xlogy
+
+    n = np.maximum(np.asarray(trials, dtype=float), 0.0)
+    s = np.clip(np.asarray(events, dtype=float), 0.0, n)
+    n, s = np.broadcast_arrays(n, s)
+    threshold = math.log(1 / alpha)
+    base = betaln(PRIOR + s, PRIOR + n - s) - betaln(PRIOR, PRIOR)
+
+    def outside(x: np.ndarray) -> np.ndarray:  # log mixture at p = expit(x) reaches log(1/alpha)
+        p = expit(x)
+        return base - xlogy(s, p) - xlog1py(n - s, -p) >= threshold
+
+    with np.errstate(divide="ignore"):
+        centre = logit(np.where(n > 0, s / np.where(n > 0, n, 1), 0.5))
+    centre = np.clip(centre, -_LOGIT_RANGE, _LOGIT_RANGE)
+
+    def edge(far: float) -> np.ndarray:
+        """Bisect between the centre (inside: the mixture is at most 1 at the MLE) and `far`."""
+        inside, out = centre.copy(), np.full_like(centre, far)
+        reached = outside(out)
+        for _ in range(_BISECTIONS):
+            middle = (inside + out) / 2
+            is_out = outside(middle)
+            out = np.where(is_out, middle, out)
+            inside = np.where(is_out, inside, middle)
+        return np.where(reached, expit(out), 0.0 if far < 0 else 1.0)
+
+    return edge(-_LOGIT_RANGE), edge(_LOGIT_RANGE)
+
+
+def _rate_cs(events: float, trials: float, alpha: float) -> tuple[float, float]:
+    low, high = proportion_cs(events, trials, alpha)
+    return float(low), float(high)
+
+
+# --- histograms ---------------------------------------------------------------------------------
+
+def _finite_buckets(counts: VersionCounts) -> tuple[list[float], list[float], float]:
+    """(finite boundaries, cumulative counts at them, total) with counts made non-decreasing
+    (increase() of separate series can dip by a hair)."""
+    bounds, cumulative = [], []
+    running = 0.0
+    for le, count in counts.buckets:
+        running = max(running, count)
+        if math.isinf(le):
+            break
+        bounds.append(le)
+        cumulative.append(running)
+    total = max(running, counts.buckets[-1][1]) if counts.buckets else 0.0
+    return bounds, cumulative, total
+
+
+def _interpolated_quantile(bounds: Sequence[float], cdf: Sequence[float], q: float) -> float:
+    """Where a CDF known at the bucket boundaries (linear in between, 0 at 0) reaches q, as
+    Prometheus' histogram_quantile interpolates; beyond the last finite boundary: infinity.
+
+    Example: boundaries 100, 200, 400 with CDF 0.5, 0.98, 1.0 and q 0.99 -> 200 + 200 x
+    (0.99 - 0.98) / (1.0 - 0.98) = 300.
+    """
+    previous_bound, previous_cdf = 0.0, 0.0
+    for bound, value in zip(bounds, cdf):
+        if value >= q:
+            if value <= previous_cdf:
+                return previous_bound
+            return previous_bound + (bound - previous_bound) * (q - previous_cdf) / (value - previous_cdf)
+        previous_bound, previous_cdf = bound, value
+    return math.inf
+
+
+def quantile_cs(counts: VersionCounts, q: float, alpha: float) -> tuple[float, float, float]:
+    """(point, low, high) for the q-quantile of a histogram, valid at every look at level 1 - alpha.
+
+    The CDF at each of the k finite boundaries gets a rate CS at alpha / k (so all hold at once);
+    the quantile's bounds are where the CDF's upper and lower envelopes reach q, interpolated
+    linearly inside a bucket like histogram_quantile (docs/judgement.md: the assumption). `high`
+    is infinity while the quantile may still lie in the +Inf bucket; no data -> (nan, 0, inf).
+    """
+    import numpy as np
+
+    bounds, cumulative, total = _finite_buckets(counts)
+    if total <= 0 or not bounds:
+        return math.nan, 0.0, math.inf
+    low_cdf, high_cdf = proportion_cs(np.array(cumulative), total, alpha / len(bounds))
+    low_cdf = np.maximum.accumulate(low_cdf)  # the true CDF is non-decreasing: so are its tightest bounds
+    high_cdf = np.minimum.accumulate(high_cdf[::-1])[::-1]
+    point = _interpolated_quantile(bounds, [c / total for c in cumulative], q)
+    return point, _interpolated_quantile(bounds, high_cdf, q), _interpolated_quantile(bounds, low_cdf, q)
+
+
+def _count_above(counts: VersionCounts, threshold: float, *, at_most: bool) -> float:
+    """Requests above `threshold`, interpolated inside its bucket. Above the last finite boundary
+    the +Inf bucket is all above (`at_most`, for "not worse") or none above (for "worse"): each
+    side gets the reading that cannot make it conclude wrongly."""
+    bounds, cumulative, total = _finite_buckets(counts)
+    previous_bound, previous_count = 0.0, 0.0
+    for bound, count in zip(bounds, cumulative):
+        if threshold <= bound:
+            if threshold <= previous_bound:
+                below = previous_count
+            else:
+                below = previous_count + (count - previous_count) * (threshold - previous_bound) / (bound - previous_bound)
+            return total - below
+        previous_bound, previous_count = bound, count
+    return total - previous_count if at_most else 0.0
+
+
+# --- the judgement -------------------------------------------------------------------------------
+
+def judge(metric: str, bound: str, limit: float, confidence: float, kind: str, quantile: float | None,
+          candidate: VersionCounts, stable: VersionCounts) -> Judgement:
+    """Is the candidate worse than stable by more than `limit`, at `confidence`?
+
+    Proportions: each version's rate gets a CS at alpha/2; the difference lies in
+    [low_c - high_s, high_c - low_s] (a ratio in [low_c / high_s, high_c / low_s]). Worse when the
+    whole interval is above the limit, not worse when it is all at or below it.
+
+    Histograms (bound max_ratio_to_stable): stable's quantile Q_s gets a CS [L_s, U_s] at alpha/2;
+    the candidate's share of requests above r x U_s gets a rate CS at alpha/2: if even its low end
+    is above 1 - q, the candidate's quantile is above r x U_s >= r x Q_s: worse. If the share above
+    r x L_s has its high end at or below 1 - q, the candidate's quantile is at most r x L_s <=
+    r x Q_s: not worse. The estimate is the ratio of the interpolated quantiles.
+
+    Example (proportion): candidate 30 errors of 2,000, stable 100 of 50,000, limit +0.5 pp at
+    95% -> estimate +1.30 pp, interval +0.37 to +2.70 pp: inconclusive; at 60 of 4,000 (same
+    rates) the interval narrows above +0.5 pp: worse.
+    """
+    alpha = 1 - confidence
+    if kind == "histogram":
+        if quantile is None:
+            raise ValueError(f"{metric}: a histogram judgement needs a quantile")
+        if bound != "max_ratio_to_stable":
+            raise ValueError(f"{metric}: a histogram (quantile) is judged by max_ratio_to_stable, not {bound}")
+        return _judge_quantile(metric, limit, confidence, quantile, candidate, stable, alpha)
+    if kind != "proportion":
+        raise ValueError(f"{metric}: unknown evidence kind {kind!r}")
+    return _judge_rate(metric, bound, limit, confidence, candidate, stable, alpha)
+
+
+def _judge_rate(metric: str, bound: str, limit: float, confidence: float, candidate: VersionCounts,
+                stable: VersionCounts, alpha: float) -> Judgement:
+    low_c, high_c = _rate_cs(candidate.events, candidate.trials, alpha / 2)
+    low_s, high_s = _rate_cs(stable.events, stable.trials, alpha / 2)
+    rate_c = candidate.events / candidate.trials if candidate.trials > 0 else None
+    rate_s = stable.events / stable.trials if stable.trials > 0 else None
+    if bound == "max_increase_over_stable":
+        low, high = low_c - high_s, high_c - low_s
+        estimate = rate_c - rate_s if rate_c is not None and rate_s is not None else None
+    elif bound == "max_ratio_to_stable":
+        low = low_c / high_s if high_s > 0 else math.inf
+        high = high_c / low_s if low_s > 0 else math.inf
+        estimate = (rate_c / rate_s if rate_s else math.inf) if rate_c is not None and rate_s is not None else None
+    else:
+        raise ValueError(f"{metric}: {bound} is not a statistical bound")
+    verdict = Verdict.WORSE if low > limit else Verdict.NOT_WORSE if high <= limit else Verdict.INCONCLUSIVE
+    return _judgement(metric, bound, limit, confidence, estimate, low, high, verdict, candidate.trials, stable.trials)
+
+
+def _judge_quantile(metric: str, limit: float, confidence: float, q: float, candidate: VersionCounts,
+                    stable: VersionCounts, alpha: float) -> Judgement:
+    import numpy as np
+
+    n_c, n_s = candidate.total, stable.total
+    point_s, low_s, high_s = quantile_cs(stable, q, alpha / 2)
+    point_c, low_c, high_c = quantile_cs(candidate, q, alpha / 2)
+    verdict = Verdict.INCONCLUSIVE
+    if n_c > 0 and n_s > 0:
+        tail = 1 - q
+        if math.isfinite(high_s):
+            above = _count_above(candidate, limit * high_s, at_most=False)
+            if float(proportion_cs(above, n_c, alpha / 2)[0]) > tail:
+                verdict = Verdict.WORSE
+        if verdict is Verdict.INCONCLUSIVE and low_s > 0:
+            above = _count_above(candidate, limit * low_s, at_most=True)
+            if float(proportion_cs(above, n_c, alpha / 2)[1]) <= tail:
+                verdict = Verdict.NOT_WORSE
+    with np.errstate(all="ignore"):
+        estimate = point_c / point_s if n_c > 0 and n_s > 0 and point_s > 0 else None
+        if estimate is not None and math.isnan(estimate):
+            estimate = None
+        low = low_c / high_s if high_s > 0 else 0.0
+        high = high_c / low_s if low_s > 0 else math.inf
+    return _judgement(metric, "max_ratio_to_stable", limit, confidence, estimate, low, high, verdict, n_c, n_s)
+
+
+def _judgement(metric: str, bound: str, limit: float, confidence: float, estimate: float | None, low: float,
+               high: float, verdict: Verdict, candidate_trials: float, stable_trials: float) -> Judgement:
+    if estimate is None:
+        low_out: float | None = None
+        high_out: float | None = None
+    else:
+        low_out, high_out = low, high
+    return Judgement(metric, bound, limit, confidence, estimate, low_out, high_out, verdict, candidate_trials,
+                     stable_trials, _message(metric, bound, limit, confidence, estimate, low, high, verdict,
+                                             candidate_trials, stable_trials))
+
+
+def _message(metric: str, bound: str, limit: float, confidence: float, estimate: float | None, low: float,
+             high: float, verdict: Verdict, candidate_trials: float, stable_trials: float) -> str:
+    """"latency_p99_ms 1.31x stable (95% CI 1.18x-1.46x) > 1.10x: worse than stable (2,310 vs
+    48,200 requests)" or "error_rate +0.12 pp over stable (95% CI -0.20 to +0.41 pp), limit
+    +0.50 pp: inconclusive (640 vs 12,800 requests)"."""
+    level = f"{confidence * 100:g}%"
+    served = f"({candidate_trials:,.0f} vs {stable_trials:,.0f} requests)"
+    if bound == "max_ratio_to_stable":
+        def show(x: float) -> str:
+            return f"{x:.2f}x" if math.isfinite(x) else "unbounded"
+        limit_text = f"{limit:.2f}x"
+        if estimate is None:
+            reading = f"{metric}: no data yet"
+        else:
+            reading = f"{metric} {show(estimate)} stable ({level} CI {show(low)}-{show(high)})"
+    else:
+        def show(x: float) -> str:
+            return f"{x * 100:+.2f} pp" if math.isfinite(x) else "unbounded"
+        limit_text = show(limit)
+        if estimate is None:
+            reading = f"{metric}: no data yet"
+        else:
+            reading = f"{metric} {show(estimate)} over stable ({level} CI {show(low)} to {show(high)})"
+    if verdict is Verdict.WORSE:
+        return f"{reading} > {limit_text}: worse than stable at {level} {served}"
+    if verdict is Verdict.NOT_WORSE:
+        return f"{reading} <= {limit_text}: not worse than stable at {level} {served}"
+    return f"{reading}, limit {limit_text}: inconclusive at {level} {served}"
+
+
+# --- planning ------------------------------------------------------------------------------------
+
+def requests_needed(bound: str, limit: float, confidence: float, kind: str, quantile: float | None,
+                    stable: VersionCounts | None, candidate_share: float) -> int | None:
+    """Candidate requests a stage needs to establish "not worse" if the candidate behaves exactly
+    like stable, while stable serves the rest (`candidate_share` of traffic goes to the candidate,
+    0 < share < 1; a share of 1 or more plans with stable's observed counts as they are).
+
+    Solved on expected counts through the same `judge` (no separate formula to drift): both
+    versions follow stable's observed rate or latency shape (or, with nothing observed, an error
+    rate of 1% and a log-normal latency), scaled to n and to n x (1 - share) / share.
+    None when no amount of traffic gets there (e.g. a limit of +0 pp).
+
+    Example: error_rate, +0.5 pp at 95%, stable at 1%, candidate share 5% -> 12,784 candidate
+    requests; latency_p99_ms at most 1.10x at 95%, log-normal latency, share 5% -> 11,920 (the
+    "10,000 requests" of docs/judgement.md).
+    """
+    if candidate_share <= 0:
+        return None
+    shape = _planning_shape(kind, quantile, stable)
+
+    def reaches(n: float) -> bool:
+        candidate = _scaled(shape, n)
+        stable_n = n * (1 - candidate_share) / candidate_share if candidate_share < 1 else (stable.total if stable
+                                                                                           else 0.0)
+        return judge("plan", bound, limit, confidence, kind, quantile, candidate,
+                     _scaled(shape, stable_n)).verdict is Verdict.NOT_WORSE
+
+    high = 16.0
+    while not reaches(high):
+        high *= 4
+        if high > MAX_PLANNED_REQUESTS:
+            return None
+    low = high / 4 if high > 16 else 0.0
+    while high - low > max(1.0, low * 0.005):  # half a percent: a plan, not a measurement
+        middle = (low + high) / 2
+        if reaches(middle):
+            high = middle
+        else:
+            low = middle
+    return math.ceil(high)
+
+
+def _planning_shape(kind: str, quantile: float | None, stable: VersionCounts | None) -> VersionCounts:
+    """Stable's counts per request: the rate or the histogram every planned request follows."""
+    if stable is not None and stable.total > 0:
+        if kind == "histogram":
+            return VersionCounts(buckets=tuple((le, c / stable.total) for le, c in stable.buckets))
+        return VersionCounts(trials=1.0, events=stable.events / stable.trials)
+    if kind == "proportion":
+        return VersionCounts(trials=1.0, events=PLANNING_ERROR_RATE)
+    from scipy.stats import lognorm
+
+    grid = [2.0 ** (i / 4) for i in range(-20, 21)]  # 0.03 to 32 x the median, 19% apart
+    return VersionCounts(buckets=tuple((le, float(lognorm.cdf(le, PLANNING_LATENCY_SIGMA))) for le in grid)
+                         + ((math.inf, 1.0),))
+
+
+def _scaled(shape: VersionCounts, n: float) -> VersionCounts:
+    return VersionCounts(trials=shape.trials * n, events=shape.events * n,
+                         buckets=tuple((le, c * n) for le, c in shape.buckets))
