@@ -69,6 +69,9 @@ def _text(statuses) -> str:
                 lines.append(f"    next      {m.next_gate}")
                 if m.deadline_left is not None:
                     lines.append(f"    deadline  {_deadline(m)}")
+                for plan in m.evidence:
+                    current = "  <- now" if plan.stage == m.stage else ""
+                    lines.append(f"    evidence  {plan.text()}{current}")
             if m.standby is not None:
                 until = (f"until {m.standby_until.astimezone(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}"
                          if m.standby_until else "until removed by hand")

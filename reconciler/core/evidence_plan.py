@@ -57,6 +57,11 @@ class GateEvidence:
             return None
         return timedelta(seconds=round(self.requests / self.rate))
 
+    @property
+    def time_text(self) -> str:
+        """The duration in whole minutes ("2h43m"), "" when unknown."""
+        return "" if self.duration is None else format_duration(_minutes(self.duration))
+
     def text(self) -> str:
         """"latency_p99_ms max_ratio_to_stable 1.1 at 95%: 9,800 candidate requests, 2h43m at 1.00 req/s (declared)"."""
         head = f"{self.metric} {self.bound} {self.limit:g} at {self.confidence:.0%}"
@@ -65,7 +70,7 @@ class GateEvidence:
         needs = f"{head}: {self.requests:,} candidate requests"
         if self.duration is None:
             return f"{needs} (no request rate observed or declared: set models.<model>.expected_rps)"
-        return f"{needs}, {format_duration(_minutes(self.duration))} at {self.rate:.2f} req/s ({self.rate_source})"
+        return f"{needs}, {self.time_text} at {self.rate:.2f} req/s ({self.rate_source})"
 
     def to_dict(self) -> dict[str, object]:
         duration = self.duration

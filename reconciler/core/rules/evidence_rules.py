@@ -31,7 +31,7 @@ def evidence_in_time(repo: Repository) -> Iterator[Finding]:
                         ("rollout", "stages", stage.stage, "gates", gate.gate),
                         _message(name, model, release.version, stage.stage, stage.weight, stage.deadline, gate),
                         f"give stage {stage.stage} a longer progress_deadline"
-                        f"{'' if gate.duration is None else f' (at least {format_duration(gate.duration)})'}, "
+                        f"{'' if gate.duration is None else f' (at least {gate.time_text})'}, "
                         f"more traffic, or a looser effect or confidence; if the model serves more than "
                         f"{dep.expected_rps:g} req/s, raise models.{model}.expected_rps in "
                         f"{repo.environment_files[name]}")
@@ -42,5 +42,5 @@ def _message(environment: str, model: str, version: str, index: int, weight: int
             f"{gate.bound} {gate.limit:g} at {gate.confidence:.0%}")
     if gate.requests is None:
         return f"{head} cannot be established at {weight}% of traffic, however long the stage runs"
-    return (f"{head} needs {gate.requests:,} candidate requests: {format_duration(gate.duration)} at the declared "
+    return (f"{head} needs {gate.requests:,} candidate requests: {gate.time_text} at the declared "
             f"{gate.rate:.2f} req/s, longer than the stage's progress deadline {format_duration(deadline)}")
