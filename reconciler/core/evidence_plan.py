@@ -14,10 +14,11 @@ Example: a 5% stage gated on `latency_p99_ms max_ratio_to_stable 1.1 confidence 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Mapping
 
 from .environment import MetricQuery
+from .observations import RequestHistory, VersionKey
 from .judge import requests_needed
 from .release import STATISTICAL_BOUNDS, Gate, Release, Stage
 from .types import format_duration
@@ -31,6 +32,16 @@ def judged_metrics(release: Release, stage_index: int) -> set[str]:
     stage = stages[min(stage_index, len(stages) - 1)]
     return ({g.metric for g in stage.gates if g.confidence is not None}
             | {t.metric for t in release.rollout.rollback_triggers if t.confidence is not None})
+
+
+def observed_rate(history: RequestHistory, key: VersionKey, start: datetime, window: timedelta) -> float | None:
+    """Requests per second in the complete windows since `start` (RequestHistory.served_since's),
+    None before the first one ends.
+
+    Example: 5m windows since the stage began holding 60 and 90 requests -> 150 / 600 s = 0.25 req/s.
+    """
+    windows = sum(1 for end, _ in history.points.get(key, ()) if end - window >= start)
+    return history.served_since(key, start, window) / (windows * window.total_seconds()) if windows else None
 
 
 def candidate_share(stage: Stage) -> float:

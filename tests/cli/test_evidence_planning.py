@@ -15,6 +15,7 @@ import re
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -22,6 +23,7 @@ from reconciler.cli.main import main
 from reconciler.core.judge import requests_needed
 from tests.conftest import ROOT
 from tests.integration.rollout_world import edit_yaml, git, hermetic_git
+from tests.prometheus_kit import STEP, PrometheusServer, Traffic, openmetrics, prometheus, utc  # noqa: F401
 
 R13, STAGING = "releases/chat-assistant/1.3.0.yaml", "environments/staging.yaml"
 AT = "2026-11-21T09:30:00Z"
@@ -138,3 +140,20 @@ def test_plan_shows_the_evidence_each_stage_needs(capsys: pytest.CaptureFixture[
 def _duration(minutes: int) -> str:
     hours, rest = divmod(minutes, 60)
     return (f"{hours}h" if hours else "") + (f"{rest}m" if rest else "")
+
+
+def test_status_observe_plans_the_current_stage_at_the_observed_rate(
+        capsys: pytest.CaptureFixture[str], repo: Path,
+        prometheus: Callable[[str], PrometheusServer]) -> None:  # noqa: F811  (the fixture)
+    """The candidate serves 0.5 req/s since its stage began (09:00); 1% of the declared 20 req/s
+    would be 0.2. The current stage uses what was observed, later stages the declared rate."""
+    expected_rps(repo, 20)
+    server = prometheus(openmetrics([
+        Traffic("chat-assistant", "1.2.0", utc("2026-11-21T08:00"), utc(AT) + STEP, rps=25),
+        Traffic("chat-assistant", "1.3.0", utc("2026-11-21T08:00"), utc(AT) + STEP, rps=0.5),
+    ]))
+    code, out, err = run(capsys, "status", str(repo), "--at", AT, "--observe", "--prometheus", server.url)
+    assert (code, err) == (0, ""), err
+    assert (f"stage 1 (1%): latency_p99_ms max_ratio_to_stable 1.2 at 95%: {LATENCY:,} candidate requests, "
+            f"{_duration(round(LATENCY / 0.5 / 60))} at 0.50 req/s (observed)  <- now") in out
+    assert f"{ERRORS:,} candidate requests, {_duration(round(ERRORS / 1.0 / 60))} at 1.00 req/s (declared)" in out
