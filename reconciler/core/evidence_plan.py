@@ -45,8 +45,14 @@ def observed_rate(history: RequestHistory, key: VersionKey, start: datetime, win
 
 
 def candidate_share(stage: Stage) -> float:
-    """The candidate's share of the model's requests: its weight, or what is mirrored to it."""
-    return max(stage.weight, stage.mirror) / 100
+    """The candidate's share of the requests both versions serve: its weight; in a shadow stage,
+    the mirrored copies beside stable's 100% (mirror 100 -> 0.5), as decide weighs it."""
+    return stage.weight / 100 if stage.weight else stage.mirror / (100 + stage.mirror)
+
+
+def candidate_traffic(stage: Stage) -> float:
+    """The candidate's requests per request the model serves: its weight, or the mirrored share."""
+    return (stage.weight or stage.mirror) / 100
 
 
 @dataclass(frozen=True)
@@ -117,7 +123,7 @@ def stage_evidence(release: Release, stage_index: int, catalog: Mapping[str, Met
     if observed_rps is not None:
         rate, source = observed_rps, OBSERVED
     elif expected_rps is not None:
-        rate, source = expected_rps * candidate_share(stage), DECLARED
+        rate, source = expected_rps * candidate_traffic(stage), DECLARED
     else:
         rate, source = None, None
     planned = (gate_evidence(i, g, stage, catalog, rate, source) for i, g in enumerate(stage.gates))
