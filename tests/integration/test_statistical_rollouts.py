@@ -1,8 +1,8 @@
 """Statistical gates and triggers end to end: real git, a real Prometheus on a synthetic history
 with histogram buckets and request counters, and the real CLI (`reconciler reconcile --at`).
 
-1. A low-traffic latency regression: the candidate gets 5% of 1 request per second (3 requests a
-   minute) and its p99 is 50% above stable's. A latency trigger at 99% confidence rolls it back
+1. A low-traffic latency regression: the candidate gets 5% of 2 requests per second (6 requests a
+   minute) and its p99 is 50% above stable's (1,050 ms against 700 ms). A latency trigger at 99% confidence rolls it back
    once the evidence since the stage began establishes "worse", not before; the commit message
    and the incident record carry the estimate, the interval and the verdict.
 2. An A/A candidate (the same latency and errors as stable) goes through every stage, each gated
@@ -14,6 +14,7 @@ with histogram buckets and request counters, and the real CLI (`reconciler recon
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 import subprocess
 import sys
 from datetime import datetime
@@ -34,7 +35,7 @@ LOW_TRAFFIC: dict[str, Any] = {
     "strategy": "canary",
     "stages": [
         {"weight": 0},
-        {"weight": 5, "min_duration": "2h",
+        {"weight": 5, "min_duration": "6h",
          "gates": [{"metric": "latency_p99_ms", "max_ratio_to_stable": 1.1, "confidence": 0.95}]},
         {"weight": 100},
     ],
@@ -82,13 +83,14 @@ def test_a_low_traffic_latency_regression_is_rolled_back_on_evidence_with_the_st
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prometheus: Callable[[str], PrometheusServer],  # noqa: F811
 ) -> None:
     world = statistical_world(tmp_path, monkeypatch, LOW_TRAFFIC)
-    world.serve(prometheus, split_traffic(CHAT, "1.2.0", "1.3.0", {at(1): 5}, total=1.0, start=at(-15),
-                                          end=at(240), latency_p99_ms=1200.0))  # stable: 800 ms
+    stable, candidate = split_traffic(CHAT, "1.2.0", "1.3.0", {at(1): 5}, total=2.0, start=at(-15), end=at(300),
+                                      latency_p99_ms=1050.0)
+    world.serve(prometheus, [replace(stable, latency_p99_ms=700.0), candidate])
     assert world.start(CHAT, "1.3.0", at(0)).code == 0
-    assert world.pass_at(at(1)).decision["action"] == "advance"  # stage 1: 5%, 3 requests a minute
+    assert world.pass_at(at(1)).decision["action"] == "advance"  # stage 1: 5%, 6 requests a minute
 
     passes: list[tuple[float, dict[str, Any]]] = []
-    for minute in range(6, 241, 5):
+    for minute in range(11, 300, 10):
         step = world.pass_at(at(minute))
         passes.append((minute, step.decision))
         if step.decision["action"] == "rollback":
@@ -99,29 +101,29 @@ def test_a_low_traffic_latency_regression_is_rolled_back_on_evidence_with_the_st
     assert before and all(d["action"] == "wait" for d in before)  # inconclusive: neither advances nor rolls back
     assert all(j["verdict"] == "inconclusive" for d in before for j in d.get("judgements", ())
                if j["metric"] == "latency_p99_ms")
-    assert 10 <= minute <= 120  # a few hundred requests settle a +50% p99, not the 2h stage
+    assert minute <= 180  # well inside the 6h stage: the evidence decided, not the clock
 
     [latency] = [j for j in rollback["judgements"] if j["metric"] == "latency_p99_ms" and j["verdict"] == "worse"]
     assert latency["bound"] == "max_ratio_to_stable" and latency["limit"] == 1.1 and latency["confidence"] == 0.99
-    assert latency["estimate"] == pytest.approx(1.5, rel=0.02)  # 1,200 / 800
-    assert latency["low"] <= latency["estimate"] <= latency["high"]
-    assert latency["candidate_trials"] < 400  # a few hundred candidate requests were enough
+    assert latency["estimate"] == pytest.approx(1.5, rel=0.02)  # 1,050 / 700
+    assert latency["low"] <= latency["estimate"] and (latency["high"] is None or latency["estimate"] <= latency["high"])
+    assert latency["candidate_trials"] < 1000  # under a thousand candidate requests were enough
     reason = latency["message"]
     assert reason.startswith("latency_p99_ms 1.5") and "99% CI" in reason and "worse than stable" in reason
-    assert reason in rollback["reasons"]
+    assert rollback["reasons"] == [f"{reason} at stage 1 (5%)", "traffic back to stable 1.2.0"]
 
     commit = world.log()[-1]
     assert commit.trailer("Sluice-Action") == "rollback"
     assert reason in commit.message  # the statistical reason, in words, in the commit message
-    assert reason in commit.trailers["Sluice-Reason"]
+    assert f"{reason} at stage 1 (5%)" in commit.trailers["Sluice-Reason"]
     assert world.pointers() == {"stable": "1.2.0"}
 
     [path] = [p.relative_to(world.root).as_posix() for p in (world.root / "incidents").rglob("*.yaml")]
     record = incident(world, path)
     [judged] = [j for j in record["judgements"] if j["metric"] == "latency_p99_ms" and j["verdict"] == "worse"]
-    assert (judged["estimate"], judged["low"], judged["high"]) == \
-        (pytest.approx(latency["estimate"], rel=1e-3), pytest.approx(latency["low"], rel=1e-3),
-         pytest.approx(latency["high"], rel=1e-3))
+    assert (judged["estimate"], judged["low"]) == \
+        (pytest.approx(latency["estimate"], rel=1e-3), pytest.approx(latency["low"], rel=1e-3))
+    assert judged["high"] == (None if latency["high"] is None else pytest.approx(latency["high"], rel=1e-3))
     assert judged["confidence"] == 0.99 and judged["message"] == reason
 
     # 3. The report charts the trigger's estimate and interval over the stage.
