@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Iterator, Literal
 
 from pydantic import AwareDatetime, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from .huggingface import COMMIT as HF_COMMIT
 from .huggingface import base_model_revision_problem
+from .schema_errors import VALUE_ERROR_FIX
 from .types import (
     ArtifactUri,
     BaseModelSource,
@@ -188,8 +189,8 @@ def _statistical_bound_problem(bounds: dict[str, float], confidence: float | Non
         return None
     if len(relative) != 1 or others:
         stated = ", ".join(sorted(bounds)) or "no bound"
-        return (f"a {what} with confidence tests one effect against stable, but states {stated}: keep exactly one "
-                "of max_ratio_to_stable or max_increase_over_stable, and put other bounds in a separate "
+        return (f"a {what} with confidence tests one effect against stable, but states {stated}{VALUE_ERROR_FIX}keep "
+                "exactly one of max_ratio_to_stable or max_increase_over_stable, and put other bounds in a separate "
                 f"{what} without confidence")
     return None
 
@@ -266,8 +267,9 @@ class RollbackTrigger(Frozen):
     def _relative_needs_confidence(self) -> RollbackTrigger:
         relative = [b for b in STATISTICAL_BOUNDS if getattr(self, b) is not None]
         if relative and self.confidence is None:
-            raise ValueError(f"a trigger with {relative[0]} compares with stable on evidence: state confidence "
-                             "(e.g. confidence: 0.99), so noise alone never rolls back")
+            raise ValueError(f"a trigger with {relative[0]} compares with stable on the evidence, so it needs a "
+                             f"confidence{VALUE_ERROR_FIX}add `confidence: 0.99` (noise alone then never rolls back), "
+                             "or use max/min")
         problem = _statistical_bound_problem(self.bounds(), self.confidence, "trigger")
         if problem:
             raise ValueError(problem)
@@ -377,6 +379,16 @@ class Rollout(Frozen):
         stage = self.stages[index]
         return (stage.progress_deadline or self.progress_deadline
                 or max(DEADLINE_FACTOR * stage.min_duration, MIN_DEFAULT_DEADLINE))
+
+    def statistical_checks(self) -> Iterator[tuple[tuple[str | int, ...], Gate | RollbackTrigger]]:
+        """Every gate and trigger with a confidence, with its YAML path under `rollout`."""
+        for i, stage in enumerate(self.stages):
+            for j, gate in enumerate(stage.gates):
+                if gate.statistical:
+                    yield ("stages", i, "gates", j), gate
+        for k, trigger in enumerate(self.rollback_triggers):
+            if trigger.statistical:
+                yield ("rollback_triggers", k), trigger
 
     def gate_metrics(self) -> set[str]:
         """Every metric name the rollout reads: the environment must define a query for each."""
