@@ -157,6 +157,9 @@ def test_an_a_a_candidate_passes_every_statistical_gate_and_is_promoted(
         for minute in range(advance_at - 15, advance_at, 5):
             step = world.pass_at(at(minute))
             assert step.decision["action"] == "wait", step.decision
+            # requests, last_sample, latency_p99_ms and error_rate, then one range query per evidence
+            # template: latency's buckets, error_rate's events and trials
+            assert step.run.json["queries"] == 4 + 3
             assert all(j["verdict"] != "worse" for j in step.decision.get("judgements", ()))
         moved = world.pass_at(at(advance_at))
         decision = moved.decision
