@@ -20,7 +20,7 @@ from typing import Mapping
 from .environment import MetricQuery
 from .observations import RequestHistory, VersionKey
 from .judge import requests_needed
-from .release import STATISTICAL_BOUNDS, Gate, Release, Stage
+from .release import Gate, Release, Stage, statistical_bound
 from .types import format_duration
 
 OBSERVED, DECLARED = "observed", "declared"
@@ -30,8 +30,8 @@ def judged_metrics(release: Release, stage_index: int) -> set[str]:
     """The metrics a stage judges on evidence: its statistical gates and every statistical trigger."""
     stages = release.rollout.stages
     stage = stages[min(stage_index, len(stages) - 1)]
-    return ({g.metric for g in stage.gates if g.confidence is not None}
-            | {t.metric for t in release.rollout.rollback_triggers if t.confidence is not None})
+    return ({g.metric for g in stage.gates if g.statistical}
+            | {t.metric for t in release.rollout.rollback_triggers if t.statistical})
 
 
 def observed_rate(history: RequestHistory, key: VersionKey, start: datetime, window: timedelta) -> float | None:
@@ -104,10 +104,9 @@ def _minutes(span: timedelta) -> timedelta:
 def gate_evidence(index: int, gate: Gate, stage: Stage, catalog: Mapping[str, MetricQuery], rate: float | None,
                   rate_source: str | None) -> GateEvidence | None:
     """The plan of one gate, or None when the gate is not statistical."""
-    if gate.confidence is None:
+    if not gate.statistical:
         return None
-    bound = next(b for b in STATISTICAL_BOUNDS if getattr(gate, b) is not None)
-    limit = float(getattr(gate, bound))
+    bound, limit = statistical_bound(gate)
     spec = catalog.get(gate.metric)
     evidence = spec.evidence if spec else None
     needed = None if evidence is None else requests_needed(

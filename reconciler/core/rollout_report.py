@@ -32,7 +32,7 @@ from typing import Iterable, Sequence
 from .gates import RELATIVE_BOUNDS, number
 from .judge import Judgement, Verdict, judge
 from .observations import EvidenceHistory, VersionKey
-from .release import STATISTICAL_BOUNDS, Rollout
+from .release import Rollout, statistical_bound
 from .types import format_duration, utc_text
 
 Point = tuple[datetime, float]
@@ -286,17 +286,11 @@ def judged_rules(rollout: Rollout, commits: Sequence[CommitRecord], end: datetim
     limit, confidence, source, spans). A gate applies in its own stage, a trigger in every stage."""
     spans = [s for s in stage_spans(commits, end) if s.stage < len(rollout.stages)]
     rules = []
-    for index, stage in enumerate(rollout.stages):
-        for gate in stage.gates:
-            if gate.confidence is not None:
-                bound = next(b for b in STATISTICAL_BOUNDS if getattr(gate, b) is not None)
-                rules.append((gate.metric, bound, float(getattr(gate, bound)), gate.confidence,
-                              f"stage {index} gate", [s for s in spans if s.stage == index]))
-    for trigger in rollout.rollback_triggers:
-        if trigger.confidence is not None:
-            bound = next(b for b in STATISTICAL_BOUNDS if getattr(trigger, b) is not None)
-            rules.append((trigger.metric, bound, float(getattr(trigger, bound)), trigger.confidence,
-                          "rollback trigger", spans))
+    for path, check in rollout.statistical_checks():
+        bound, limit = statistical_bound(check)
+        applies = [s for s in spans if s.stage == path[1]] if path[0] == "stages" else spans
+        source = f"stage {path[1]} gate" if path[0] == "stages" else "rollback trigger"
+        rules.append((check.metric, bound, limit, check.confidence or 0.0, source, applies))
     return rules
 
 
@@ -535,6 +529,11 @@ class _Frame:
                        f'{_e(number(value))}{_e(unit)}</text>')
         return out
 
+    def no_data(self, text: str) -> str:
+        """Why the plot is empty, written across its middle."""
+        return (f'<text class="nodata" x="{_f((LEFT + WIDTH - RIGHT) / 2)}" y="{_f((TOP + self.bottom) / 2)}" '
+                f'text-anchor="middle">{_e(_shorten(text, 120))}</text>')
+
     def markers(self) -> list[str]:
         out = []
         for k, commit in enumerate(self.report.commits, 1):
@@ -594,9 +593,8 @@ def metric_chart(report: RolloutReport, series: MetricSeries) -> str:
         if data:
             out.append(f'<path class="series series-{role}" d="{data}" stroke="{COLORS[role]}"/>')
     if series.error or not (series.candidate or series.stable):
-        text = f"query failed: {series.error}" if series.error else "no data from either version in this period"
-        out.append(f'<text class="nodata" x="{_f((LEFT + WIDTH - RIGHT) / 2)}" y="{_f((TOP + frame.bottom) / 2)}" '
-                   f'text-anchor="middle">{_e(_shorten(text, 120))}</text>')
+        out.append(frame.no_data(f"query failed: {series.error}" if series.error
+                                 else "no data from either version in this period"))
     out += frame.markers()
     out.append("</svg>")
     return "\n".join(out)
@@ -639,9 +637,8 @@ def judgement_chart(report: RolloutReport, series: JudgementSeries) -> str:
                        f'cx="{_f(frame.x(at.timestamp()))}" cy="{_f(frame.y(clamp(j.estimate)))}" r="2.5" '
                        f'fill="{VERDICT_COLORS[j.verdict]}"><title>{_e(utc_text(at))}: {_e(j.message)}</title></circle>')
     if series.error or not points:
-        text = f"evidence not read: {series.error}" if series.error else "no evidence from both versions in this period"
-        out.append(f'<text class="nodata" x="{_f((LEFT + WIDTH - RIGHT) / 2)}" y="{_f((TOP + frame.bottom) / 2)}" '
-                   f'text-anchor="middle">{_e(_shorten(text, 120))}</text>')
+        out.append(frame.no_data(f"evidence not read: {series.error}" if series.error
+                                 else "no evidence from both versions in this period"))
     out += frame.markers()
     out.append("</svg>")
     return "\n".join(out)
@@ -737,8 +734,7 @@ def _metric_section(report: RolloutReport, series: MetricSeries) -> str:
     legend = [(COLORS["candidate"], f"candidate {report.candidate}", False),
               (COLORS["stable"], f"stable {report.stable}", False)]
     legend += [(COLORS["upper" if b.upper else "lower"], f"{b.label} ({b.source})", True) for b in series.bounds]
-    items = [f'<li><span class="swatch{" dash" if dashed else ""}" style="{"border-color" if dashed else "background"}:'
-             f'{color}"></span>{_e(text)}</li>' for color, text, dashed in dict.fromkeys(legend)]
+    items = _legend_items(dict.fromkeys(legend))
     if not series.bounds:
         items.append("<li>no threshold applied in this period (its gate is at a stage the rollout did not run)</li>")
     parts.append('<ul class="legend">' + "".join(items) + "</ul>")
@@ -752,14 +748,18 @@ def _judgement_section(report: RolloutReport, series: JudgementSeries) -> str:
     if series.last is not None:
         parts.append(f"<p>Last judgement: {_e(series.last.message)}</p>")
     parts.append(judgement_chart(report, series))
-    legend = [(COLORS["candidate"], "estimate", ""), ("#ffd8a8", f"{series.confidence:.0%} interval", ""),
-              (COLORS["upper"], f"limit {series.label}", " dash")]
-    legend += [(color, f"{verdict}", "") for verdict, color in VERDICT_COLORS.items()]
-    parts.append('<ul class="legend">' + "".join(
-        f'<li><span class="swatch{dash}" style="{"border-color" if dash else "background"}:{color}"></span>'
-        f"{_e(text)}</li>" for color, text, dash in legend) + "</ul>")
+    legend = [(COLORS["candidate"], "estimate", False), ("#ffd8a8", f"{series.confidence:.0%} interval", False),
+              (COLORS["upper"], f"limit {series.label}", True)]
+    legend += [(color, str(verdict), False) for verdict, color in VERDICT_COLORS.items()]
+    parts.append('<ul class="legend">' + "".join(_legend_items(legend)) + "</ul>")
     parts.append("</figure>")
     return "\n".join(parts)
+
+
+def _legend_items(entries: Iterable[tuple[str, str, bool]]) -> list[str]:
+    """<li>s of (colour, text, dashed): a swatch, then the text."""
+    return [f'<li><span class="swatch{" dash" if dashed else ""}" style="{"border-color" if dashed else "background"}:'
+            f'{color}"></span>{_e(text)}</li>' for color, text, dashed in entries]
 
 
 def _commit_table(report: RolloutReport) -> str:
