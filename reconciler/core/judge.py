@@ -14,6 +14,7 @@ Pure: no I/O, no clock. scipy and numpy are imported inside the functions, so th
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from enum import StrEnum
@@ -341,22 +342,30 @@ def requests_needed(bound: str, limit: float, confidence: float, kind: str, quan
 
     Solved on expected counts through the same `judge` (no separate formula to drift): both
     versions follow stable's observed rate or latency shape (or, with nothing observed, an error
-    rate of 1% and a log-normal latency), scaled to n and to n x (1 - share) / share.
-    None when no amount of traffic gets there (e.g. a limit of +0 pp).
+    rate of 1% and a log-normal latency), scaled to n and to n x (1 - share) / share. A plan, to
+    about 2%: the shape is rounded to two significant figures (so passes over a steady stable
+    reuse one answer, cached) and the search stops within 2%. None when no amount of traffic gets
+    there (e.g. a limit of +0 pp).
 
-    Example: error_rate, +0.5 pp at 95%, stable at 1%, candidate share 5% -> 12,784 candidate
-    requests; latency_p99_ms at most 1.10x at 95%, log-normal latency, share 5% -> 11,920 (the
-    "10,000 requests" of docs/judgement.md).
+    Example: error_rate, +0.5 pp at 95%, stable at 1%, candidate share 5% -> about 12,800 candidate
+    requests; latency_p99_ms at most 1.10x at 95%, log-normal latency, share 5% -> about 12,000
+    (the "10,000 requests" of docs/judgement.md).
     """
     if candidate_share <= 0:
         return None
-    shape = _planning_shape(kind, quantile, stable)
+    shape = _rounded(_planning_shape(kind, quantile, stable))
+    fixed_stable = None
+    if candidate_share >= 1:
+        fixed_stable = float(f"{stable.total:.2g}") if stable is not None else 0.0
+    return _requests_needed(bound, limit, confidence, kind, quantile, shape, candidate_share, fixed_stable)
 
+
+@functools.lru_cache(maxsize=4096)
+def _requests_needed(bound: str, limit: float, confidence: float, kind: str, quantile: float | None,
+                     shape: VersionCounts, candidate_share: float, fixed_stable: float | None) -> int | None:
     def reaches(n: float) -> bool:
-        candidate = _scaled(shape, n)
-        stable_n = n * (1 - candidate_share) / candidate_share if candidate_share < 1 else (stable.total if stable
-                                                                                           else 0.0)
-        return judge("plan", bound, limit, confidence, kind, quantile, candidate,
+        stable_n = n * (1 - candidate_share) / candidate_share if fixed_stable is None else fixed_stable
+        return judge("plan", bound, limit, confidence, kind, quantile, _scaled(shape, n),
                      _scaled(shape, stable_n)).verdict is Verdict.NOT_WORSE
 
     high = 16.0
@@ -365,13 +374,22 @@ def requests_needed(bound: str, limit: float, confidence: float, kind: str, quan
         if high > MAX_PLANNED_REQUESTS:
             return None
     low = high / 4 if high > 16 else 0.0
-    while high - low > max(1.0, low * 0.005):  # half a percent: a plan, not a measurement
+    while high - low > max(1.0, low * 0.02):
         middle = (low + high) / 2
         if reaches(middle):
             high = middle
         else:
             low = middle
     return math.ceil(high)
+
+
+def _rounded(shape: VersionCounts) -> VersionCounts:
+    """Two significant figures of the rate, or of each boundary's share of requests above it (the
+    tail is what a quantile's plan depends on)."""
+    def two(x: float) -> float:
+        return float(f"{x:.2g}")
+    return VersionCounts(trials=shape.trials, events=two(shape.events),
+                         buckets=tuple((le, 1 - two(1 - c)) for le, c in shape.buckets))
 
 
 def _planning_shape(kind: str, quantile: float | None, stable: VersionCounts | None) -> VersionCounts:

@@ -200,7 +200,18 @@ def statistical_bound(check: Gate | RollbackTrigger) -> tuple[str, float]:
     return next((b, v) for b, v in check.bounds().items() if b in STATISTICAL_BOUNDS)
 
 
-class Gate(Frozen):
+class _Check(Frozen):
+    """What gates and triggers share: bounds on one metric, and a confidence that makes them a test."""
+
+    def bounds(self) -> dict[str, float]:
+        return {k: v for k, v in self.model_dump(exclude={"metric", "confidence"}).items() if v is not None}
+
+    @property
+    def statistical(self) -> bool:
+        return getattr(self, "confidence") is not None
+
+
+class Gate(_Check):
     """A check on live metrics: absolute bounds and/or bounds relative to stable over the same window.
 
     Example: `{metric: latency_p99_ms, max_ratio_to_stable: 1.2}` passes while the candidate's p99
@@ -228,13 +239,6 @@ class Gate(Frozen):
             raise ValueError(problem)
         return self
 
-    def bounds(self) -> dict[str, float]:
-        return {k: v for k, v in self.model_dump(exclude={"metric", "confidence"}).items() if v is not None}
-
-    @property
-    def statistical(self) -> bool:
-        return self.confidence is not None
-
 
 class Stage(Frozen):
     weight: Percent = Field(description="percent of user traffic served by the candidate")
@@ -248,7 +252,7 @@ class Stage(Frozen):
                     "rollout.on_progress_deadline applies; unset: the rollout's progress_deadline")
 
 
-class RollbackTrigger(Frozen):
+class RollbackTrigger(_Check):
     """R = 1 when the candidate's metric is above `max` or below `min`, at any stage, on every pass.
 
     A relative trigger is always a sequential test: `{metric: error_rate, max_increase_over_stable:
@@ -274,13 +278,6 @@ class RollbackTrigger(Frozen):
         if problem:
             raise ValueError(problem)
         return self
-
-    def bounds(self) -> dict[str, float]:
-        return {k: v for k, v in self.model_dump(exclude={"metric", "confidence"}).items() if v is not None}
-
-    @property
-    def statistical(self) -> bool:
-        return self.confidence is not None
 
 
 class DeadMansSwitch(Frozen):

@@ -590,12 +590,7 @@ STATISTICAL_TABLE = [
 @pytest.mark.parametrize(("release", "dep", "obs", "action", "says", "fields"), STATISTICAL_TABLE)
 def test_statistical_decision_table(release: Release, dep: ModelDeployment, obs: Observations, action: Action,
                                     says: tuple[str, ...], fields: dict[str, Any]) -> None:
-    decision = one(release, dep, obs)
-    assert decision.action is action, decision.reasons
-    for reason in says:
-        assert reason in decision.reasons, decision.reasons
-    for name, value in fields.items():
-        assert getattr(decision, name) == value
+    test_decision_table(release, dep, obs, action, says, fields)
 
 
 def test_judgements_ride_on_the_decision_its_json_and_the_incident_record() -> None:
