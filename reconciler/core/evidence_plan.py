@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Mapping
 
 from .environment import MetricQuery
@@ -25,10 +24,6 @@ from .release import Gate, Release, Stage, statistical_bound
 from .types import format_duration
 
 OBSERVED, DECLARED = "observed", "declared"
-
-#: requests_needed solves by bisection through the judge (tens of ms for a histogram); a fleet's
-#: stages repeat the same few gates and shares, so one run solves each once.
-_requests_needed = lru_cache(maxsize=1024)(requests_needed)
 
 
 def judged_metrics(release: Release, stage_index: int) -> set[str]:
@@ -114,7 +109,7 @@ def gate_evidence(index: int, gate: Gate, stage: Stage, catalog: Mapping[str, Me
     bound, limit = statistical_bound(gate)
     spec = catalog.get(gate.metric)
     evidence = spec.evidence if spec else None
-    needed = None if evidence is None else _requests_needed(
+    needed = None if evidence is None else requests_needed(
         bound, limit, gate.confidence, evidence.kind, evidence.quantile, None, candidate_share(stage))
     return GateEvidence(index, gate.metric, bound, limit, gate.confidence, needed, rate, rate_source)
 
