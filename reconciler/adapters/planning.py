@@ -11,9 +11,13 @@ the pack as the engine does.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
+from ..core.evidence_plan import observed_rate
+from ..core.observations import REQUESTS
 from ..core.plan import Plan, new_findings, plan
+from ..core.repository import Repository
 from ..core.resource_diff import Change, diff_resources
 from .base_ref import exported, released
 from .repo_loader import load_repository
@@ -69,3 +73,27 @@ def _checks(base_root: Path, head_root: Path, environment: str, head_ok: bool) -
     return EnvironmentChecks(
         diff_resources(planned(base), planned(head)), count_rules(r.name for r in rules),
         [PolicyViolation(v.rule.name, v.rule.mandatory, v.result.message) for v in verdicts if not v.result.unknown])
+
+
+def observed_candidate_rps(repo: Repository, at: datetime, prometheus_url: str | None = None,
+                           ) -> dict[tuple[str, str], float]:
+    """Each in-flight candidate's requests per second since its stage began ({(environment, model):
+    rps}), from one `requests` range query per environment; a version not seen yet, or a
+    Prometheus that does not answer, is left out (planning then uses the declared rate)."""
+    from .rollout_pass import MAX_LOOKBACK, prometheus_client
+    from .prometheus import observe
+
+    out = {}
+    for name, env in sorted(repo.environments.items()):
+        started = {model: dep for model, dep in env.models.items()
+                   if dep.candidate and dep.stage_started_at and dep.stage_started_at < at}
+        if not started:
+            continue
+        since = max(min(dep.stage_started_at for dep in started.values()) - env.metrics.window,  # type: ignore[type-var]
+                    at - MAX_LOOKBACK)
+        observed = observe(prometheus_client(env, prometheus_url), env, [REQUESTS], sorted(started), at, since)
+        for model, dep in started.items():
+            rate = observed_rate(observed.requests, (model, dep.candidate), dep.stage_started_at, env.metrics.window)  # type: ignore[arg-type]
+            if rate is not None:
+                out[(name, model)] = rate
+    return out

@@ -15,6 +15,11 @@ Design decisions:
   back from `at` without overlap and the newest window is complete. Prometheus refuses more than
   11,000 points per series, so a long span is split into several range queries (the count then
   depends on the span, still not on the models).
+- Evidence for statistical gates and triggers (`observe(..., evidence=...)`) is one range query
+  per evidence template (`buckets`, or `events` and `trials`), from the earliest stage start to
+  `at`, on the same window grid as `requests` and split the same way: per-window increments per
+  version, summed by the judge since the stage began. Histogram series group by `le` ("+Inf"
+  parsed), each window's buckets cumulative as Prometheus keeps them.
 - After the first query, the rest run on a small thread pool; results are keyed by metric name,
   so the outcome does not depend on which finishes first.
 - stdlib urllib only: a handful of form POSTs needs no dependency.
@@ -35,10 +40,21 @@ from datetime import UTC, datetime, timedelta
 from http.client import HTTPException
 from typing import Any, Callable, Iterable, Mapping
 
-from ..core.environment import Environment, SeriesLabels, render_query
-from ..core.observations import LAST_SAMPLE, REQUESTS, MetricValues, Observations, RequestHistory, VersionKey
+from ..core.environment import Environment, Evidence, SeriesLabels, render_query
+from ..core.observations import (
+    LAST_SAMPLE,
+    REQUESTS,
+    EvidenceHistory,
+    MetricValues,
+    Observations,
+    RequestHistory,
+    VersionCounts,
+    VersionKey,
+)
 from ..core.types import SEMVER
 
+#: The job key prefix of an evidence query (its results go to `Observations.evidence`, not `metrics`).
+_EVIDENCE = "evidence"
 #: Prometheus refuses range queries with more points per series than this.
 MAX_POINTS_PER_SERIES = 11_000
 #: Queries in flight at once after the first one.
@@ -185,12 +201,16 @@ def observe(
     models: Iterable[str],
     at: datetime,
     since: datetime,
+    evidence: Iterable[str] = (),
+    evidence_since: datetime | None = None,
 ) -> Observations:
     """Read `metrics` (catalog names) for `models` as of `at`.
 
     Each metric is one instant query at `at`, except `requests` (one range query from `since` to
     `at`, one point per `metrics.window`) and `last_sample` (each version's newest sample time).
-    `requests` and `last_sample` are read only when named in `metrics`.
+    `requests` and `last_sample` are read only when named in `metrics`. Each metric named in
+    `evidence` has its catalog entry's evidence templates read as range queries on the same grid,
+    from `evidence_since` (default `since`) to `at`.
     """
     _aware(at, "at")
     _aware(since, "since")
@@ -198,7 +218,8 @@ def observe(
     settings = environment.metrics
     sent_before = client.queries_sent
     outcomes: dict[str, MetricValues | RequestHistory | _LastSample] = {}
-    jobs: list[tuple[str, Callable[[], Any]]] = []
+    evidence_out: dict[str, EvidenceHistory] = {}
+    jobs: list[tuple[str | tuple[str, str], Callable[[], Any]]] = []
 
     for name in dict.fromkeys(metrics):
         spec = settings.queries.get(name)
@@ -211,8 +232,21 @@ def observe(
             outcomes[name] = _failed(name, f"{name}: {err}")
             continue
         jobs.append((name, _job(client, name, query, spec.labels, watched, at, since, settings.window)))
+    for name in dict.fromkeys(evidence):
+        spec = settings.queries.get(name)
+        if spec is None or spec.evidence is None:
+            evidence_out[name] = EvidenceHistory("", error=f"{name}: no evidence query in the environment's "
+                                                 f"metrics.queries.{name}.evidence")
+            continue
+        try:
+            queries = _evidence_queries(spec.evidence, settings.window, environment.namespace)
+        except ValueError as err:
+            evidence_out[name] = EvidenceHistory(spec.evidence.kind, error=f"{name}: evidence: {err}")
+            continue
+        jobs.append(((_EVIDENCE, name), _evidence_job(client, name, spec.evidence.kind, queries, spec.labels, watched,
+                                                     at, evidence_since or since, settings.window)))
 
-    done: dict[str, Any] = {}
+    done: dict[str | tuple[str, str], Any] = {}
     if jobs:
         first_name, first_job = jobs[0]
         first = _attempt(first_job)
@@ -223,8 +257,13 @@ def observe(
             with ThreadPoolExecutor(max_workers=min(CONCURRENCY, len(jobs) - 1)) as pool:
                 futures = {name: pool.submit(_attempt, job) for name, job in jobs[1:]}
             done.update({name: future.result() for name, future in futures.items()})
-    for name, outcome in done.items():
-        outcomes[name] = _failed(name, str(outcome)) if isinstance(outcome, PrometheusError) else outcome
+    for job_key, outcome in done.items():
+        if isinstance(job_key, tuple):
+            name = job_key[1]
+            evidence_out[name] = (EvidenceHistory(settings.queries[name].evidence.kind, error=str(outcome))  # type: ignore[union-attr]
+                                  if isinstance(outcome, PrometheusError) else outcome)
+        else:
+            outcomes[job_key] = _failed(job_key, str(outcome)) if isinstance(outcome, PrometheusError) else outcome
 
     # Every query failed, and none by its own fault: Prometheus itself is failing.
     failures = [o for o in done.values() if isinstance(o, PrometheusError)]
@@ -240,6 +279,7 @@ def observe(
         requests=requests if isinstance(requests, RequestHistory) else RequestHistory(),
         last_sample=last.times if isinstance(last, _LastSample) else {},
         last_sample_error=last.error if isinstance(last, _LastSample) else None,
+        evidence=evidence_out,
         error=error,
         queries=client.queries_sent - sent_before,
     )
@@ -272,10 +312,7 @@ def _job(
 ) -> Callable[[], MetricValues | RequestHistory | _LastSample]:
     if name == REQUESTS:
         def requests() -> RequestHistory:
-            series: list[RangeSeries] = []
-            for start, end in _range_chunks(since, at, window):
-                series.extend(client.range(query, start, end, window))
-            return RequestHistory(points=_history(name, series, labels, watched))
+            return RequestHistory(points=_history(name, _windows(client, query, since, at, window), labels, watched))
         return requests
 
     def instant() -> MetricValues | _LastSample:
@@ -284,6 +321,95 @@ def _job(
             return _LastSample({key: when for key, value in values.items() if (when := _datetime(value)) is not None})
         return MetricValues(name, values)
     return instant
+
+
+def _windows(client: PrometheusClient, query: str, since: datetime, at: datetime, window: timedelta) -> list[RangeSeries]:
+    """One range query (split under MAX_POINTS_PER_SERIES) whose points end each `window` back from `at`."""
+    series: list[RangeSeries] = []
+    for start, end in _range_chunks(since, at, window):
+        series.extend(client.range(query, start, end, window))
+    return series
+
+
+def _evidence_queries(evidence: Evidence, window: timedelta, namespace: str) -> dict[str, str]:
+    """The rendered templates an evidence entry reads: `buckets`, or `events` and `trials`."""
+    fields = ("buckets",) if evidence.kind == "histogram" else ("events", "trials")
+    rendered = {}
+    for field in fields:
+        template = getattr(evidence, field)
+        if template is None:
+            raise ValueError(f"a {evidence.kind} needs a `{field}` query")
+        rendered[field] = render_query(template, window=window, namespace=namespace)
+    return rendered
+
+
+def _evidence_job(
+    client: PrometheusClient, name: str, kind: str, queries: Mapping[str, str], labels: SeriesLabels,
+    watched: frozenset[str], at: datetime, since: datetime, window: timedelta,
+) -> Callable[[], EvidenceHistory]:
+    def read() -> EvidenceHistory:
+        if kind == "histogram":
+            buckets = _windows(client, queries["buckets"], since, at, window)
+            return EvidenceHistory(kind, points=_bucket_history(name, buckets, labels, watched))
+        trials = _history(name, _windows(client, queries["trials"], since, at, window), labels, watched)
+        events = _history(name, _windows(client, queries["events"], since, at, window), labels, watched)
+        return EvidenceHistory(kind, points=_proportions(trials, events))
+    return read
+
+
+def _proportions(
+    trials: Mapping[VersionKey, tuple[tuple[datetime, float], ...]],
+    events: Mapping[VersionKey, tuple[tuple[datetime, float], ...]],
+) -> dict[VersionKey, tuple[tuple[datetime, VersionCounts], ...]]:
+    """Per window, trials and events together. No events series in a window means no events (Istio
+    exports a 5xx series only after the first 5xx); no trials series means no data for that window."""
+    out = {}
+    for key, points in trials.items():
+        happened = dict(events.get(key, ()))
+        out[key] = tuple((when, VersionCounts(trials=n, events=happened.get(when, 0.0))) for when, n in points)
+    return out
+
+
+def _bucket_history(
+    name: str, series: Iterable[RangeSeries], labels: SeriesLabels, watched: frozenset[str],
+) -> dict[VersionKey, tuple[tuple[datetime, VersionCounts], ...]]:
+    """Per version and window, the (le, cumulative count) pairs, ascending, +Inf last."""
+    grid: dict[VersionKey, dict[datetime, dict[float, float]]] = {}
+    for metric, values in series:
+        key = series_key(metric, labels, watched)
+        if key is None:
+            continue
+        bound = _bucket_bound(metric.get("le"))
+        if bound is None:
+            raise PrometheusQueryError(
+                f"{name}: the evidence query gives a series for {key[0]} {key[1]} without a numeric `le` label: "
+                f"it must keep the buckets, e.g. sum by ({labels.app}, {labels.version}, le) (increase(..._bucket[$window]))"
+            )
+        windows = grid.setdefault(key, {})
+        for when, value in values:
+            counts = windows.setdefault(when, {})
+            if bound in counts:
+                raise PrometheusQueryError(
+                    f"{name}: the evidence query gives several series for {key[0]} {key[1]} le={metric['le']}: "
+                    f"it must group by {labels.app}, {labels.version} and le"
+                )
+            counts[bound] = value
+    return {
+        key: tuple(
+            (when, VersionCounts(buckets=tuple(sorted((b, c) for b, c in counts.items() if math.isfinite(c)))))
+            for when, counts in sorted(windows.items())
+        )
+        for key, windows in grid.items()
+    }
+
+
+def _bucket_bound(text: str | None) -> float | None:
+    """1.5 from "1.5", inf from "+Inf"; None for a missing or unreadable label."""
+    try:
+        bound = float(text) if text is not None else math.nan
+    except ValueError:
+        return None
+    return None if math.isnan(bound) else bound
 
 
 def by_version(name: str, series: Iterable[Series], labels: SeriesLabels, watched: frozenset[str]) -> dict[VersionKey, float]:

@@ -34,6 +34,7 @@ from ..core.decide import Revert, decide, manual_rollback, respect_revert, resum
 from ..core.decision import Action, Decision
 from ..core.decision_records import commit_message, incident_id, incident_record, notification, pointer_changes
 from ..core.environment import Environment
+from ..core.evidence_plan import judged_metrics
 from ..core.findings import Finding
 from ..core.observations import LAST_SAMPLE, REQUESTS, Observations
 from ..core.predeployment import evaluate_predeployment
@@ -107,24 +108,29 @@ def load_valid(root: Path) -> Repository:
 # --- deciding -----------------------------------------------------------------------------------------
 
 def observe_environment(repo: Repository, name: str, at: datetime, client: PrometheusClient) -> Observations:
-    """One query per metric the environment's rollouts read, whatever their number."""
+    """One query per metric the environment's rollouts read, whatever their number, and one range
+    query per evidence template of the metrics they judge on evidence, from the earliest stage start."""
     env = repo.environments[name]
     releases = {model: repo.release(model, dep.candidate) for model, dep in env.models.items() if dep.candidate}
     releases = {m: r for m, r in releases.items() if r is not None}
     if not releases:
         return Observations(at=at)
     metrics = {REQUESTS, LAST_SAMPLE}
+    evidence: set[str] = set()
     starts, silences = [], []
     for model, release in releases.items():
         dep = env.models[model]
         stage = release.rollout.stages[min(dep.stage, len(release.rollout.stages) - 1)]
         metrics |= {g.metric for g in stage.gates} | {t.metric for t in release.rollout.rollback_triggers}
+        evidence |= judged_metrics(release, dep.stage)
         if dep.stage_started_at is not None:
             starts.append(dep.stage_started_at)
         silences.append(release.rollout.dead_mans_switch.max_silence)
     since = min(starts + [at - max(silences)]) - env.metrics.window
     since = max(since, at - MAX_LOOKBACK)
-    return observe(client, env, sorted(metrics), sorted(releases), at, since)
+    evidence_since = max(min(starts) - env.metrics.window, at - MAX_LOOKBACK) if starts else since
+    return observe(client, env, sorted(metrics), sorted(releases), at, since,
+                   evidence=sorted(evidence), evidence_since=evidence_since)
 
 
 def decide_all(repo: Repository, environments: list[str], at: datetime, prometheus_url: str | None,

@@ -8,7 +8,9 @@ What the charts show: from a little before the start to a little after the rollo
 (promoted, rolled back or stopped; now while it is in flight), unless `since`/`until` say
 otherwise. One range query per gate or trigger metric of the candidate's release, rendered from
 the environment's catalog exactly as the reconcile pass renders it, so the chart shows the
-numbers the reconciler judged. At most MAX_POINTS points per series.
+numbers the reconciler judged. At most MAX_POINTS points per series. Statistical gates and
+triggers also get their evidence (through the reconcile pass's own `observe`), judged again at
+each step of their stages.
 
 Prometheus being unreachable is not fatal: the commit log and the incident record are the core
 of a post-mortem, so the page is still written and says why its charts are missing
@@ -31,19 +33,22 @@ from ..core.repository import Repository
 from ..core.rollout_report import (
     CommitRecord,
     Incident,
+    JudgementSeries,
     MetricSeries,
     Point,
     TERMINAL,
     RolloutReport,
     gate_bounds,
     in_flight,
+    judged_rules,
+    judgement_points,
     progress_deadlines,
     render_html,
     report_metrics,
 )
 from .files import write_atomically
 from .git import Commit, GitRepository
-from .prometheus import PrometheusClient, PrometheusError, PrometheusUnreachable, series_key
+from .prometheus import PrometheusClient, PrometheusError, PrometheusUnreachable, observe, series_key
 from .repo_loader import load_repository
 
 #: Points per series at most: enough for a smooth line in a 730-pixel-wide plot.
@@ -242,4 +247,32 @@ def _with_metrics(report: RolloutReport, repo: Repository, url: str | None,
         charts.append(MetricSeries(metric, tuple(sorted(versions.get(report.candidate, ()))),
                                    tuple(sorted(versions.get(report.stable, ()))), mine, spec.unit,
                                    spec.description))
-    return replace(report, metrics=tuple(charts), source=source, step=step)
+    return replace(report, metrics=tuple(charts), source=source, step=step,
+                   judgements=_judgements(report, env, release, client))
+
+
+def _judgements(report: RolloutReport, env: Environment, release: Any, client: PrometheusClient,
+                ) -> tuple[JudgementSeries, ...]:
+    """Each statistical gate and trigger judged along its stages, from the evidence the reconcile
+    pass reads (the same queries: one range query per evidence template, step = the window)."""
+    commits = [c for c in report.commits if c.version == report.candidate]
+    rules = judged_rules(release.rollout, commits, report.end)
+    if not rules:
+        return ()
+    window = env.metrics.window
+    observed = observe(client, env, [], [report.model], report.end, report.start,
+                       evidence=sorted({metric for metric, *_ in rules}))
+    candidate, stable = (report.model, report.candidate), (report.model, report.stable)
+    out = []
+    for metric, bound, limit, confidence, source, spans in rules:
+        history = observed.evidence.get(metric)
+        spec = env.metrics.queries.get(metric)
+        quantile = spec.evidence.quantile if spec is not None and spec.evidence is not None else None
+        error = observed.error or (history.error if history is not None else "not read")
+        if error or history is None:
+            out.append(JudgementSeries(metric, bound, limit, confidence, source, error=error))
+            continue
+        segments = tuple(judgement_points(history, quantile, metric, bound, limit, confidence, candidate, stable,
+                                          span, window) for span in spans)
+        out.append(JudgementSeries(metric, bound, limit, confidence, source, segments))
+    return tuple(out)

@@ -94,6 +94,7 @@ def markdown(result: Plan) -> str:
         for m in models:
             if m.stage:
                 lines.append(f"- {m.environment} / {m.model} at {m.stage} needs: {_cell(m.needs or '')}")
+            lines += [f"- {m.environment} / {m.model} evidence, {_cell(p.text())}" for p in m.evidence]
     notes = [env for env in result.environments if env.kind != "changed" or env.settings]
     if notes:
         lines.append("")
@@ -179,6 +180,7 @@ def text(result: Plan) -> str:
         lines.append(f"  {m.environment} / {m.model}: {pointer_text(m)}; traffic {traffic_text(m)}")
         if m.stage:
             lines.append(f"    at {m.stage}, needs: {m.needs}")
+        lines += [f"    evidence, {p.text()}" for p in m.evidence]
     for env in result.environments:
         if env.kind != "changed" or env.settings:
             lines.append(f"  environment {env.name}: {env.kind}" + (f" ({', '.join(env.settings)})" if env.settings
@@ -216,7 +218,7 @@ def _model_json(m: ModelPlan) -> dict[str, Any]:
             "fields": [{"field": f.field, "before": f.before, "after": f.after} for f in m.fields],
             "weights": {v: {"before": a, "after": b} for v, (a, b) in m.weights.items()},
             "mirror": {"before": m.mirror[0] or None, "after": m.mirror[1] or None},
-            "stage": m.stage, "needs": m.needs,
+            "stage": m.stage, "needs": m.needs, "evidence": [p.to_dict() for p in m.evidence],
             "predeployment": [{"gate": g.gate, "phase": str(g.phase), "message": g.message} for g in m.predeployment]}
 
 

@@ -1,5 +1,6 @@
-"""`reconciler status [PATH] [--format text|json]`: stable, candidate, standby, stage and traffic
-per environment and model, and how full each GPU pool is. Exit 1 if the repository has errors
+"""`reconciler status [PATH] [--format text|json] [--at TIME] [--observe [--prometheus URL]]`: stable,
+candidate, standby, stage and traffic per environment and model, the evidence each statistical
+stage needs and how long it takes, and how full each GPU pool is. Exit 1 if the repository has errors
 (the summary of a broken repository would mislead), after printing them.
 """
 
@@ -10,13 +11,24 @@ import json
 from datetime import datetime, timezone
 
 from . import exit_codes
-from .main import add_at_argument, add_format_argument, add_repo_argument, load_valid_repository
+from .main import (
+    add_at_argument,
+    add_format_argument,
+    add_prometheus_arguments,
+    add_repo_argument,
+    checked_prometheus_url,
+    load_valid_repository,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_repo_argument(parser)
     add_format_argument(parser, "text", "json")
     add_at_argument(parser, "report time in stage as of TIME")
+    parser.add_argument("--observe", action="store_true",
+                        help="read each candidate's request rate from Prometheus (the environment's, or --prometheus) "
+                             "to plan its current stage's evidence at the observed rate")
+    add_prometheus_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,7 +37,13 @@ def run(args: argparse.Namespace) -> int:
     repo = load_valid_repository(args.path, "status")
     if repo is None:
         return exit_codes.FINDINGS
-    statuses = repository_status(repo, args.at or datetime.now(timezone.utc))
+    at = args.at or datetime.now(timezone.utc)
+    observed = None
+    if args.observe:
+        from ..adapters.planning import observed_candidate_rps
+
+        observed = observed_candidate_rps(repo, at, checked_prometheus_url(args.prometheus, args.allow_link_local))
+    statuses = repository_status(repo, at, observed)
     if args.format == "json":
         print(json.dumps({"environments": [_env_dict(s) for s in statuses]}, indent=2))
     else:
@@ -69,6 +87,9 @@ def _text(statuses) -> str:
                 lines.append(f"    next      {m.next_gate}")
                 if m.deadline_left is not None:
                     lines.append(f"    deadline  {_deadline(m)}")
+                for plan in m.evidence:
+                    current = "  <- now" if plan.stage == m.stage else ""
+                    lines.append(f"    evidence  {plan.text()}{current}")
             if m.standby is not None:
                 until = (f"until {m.standby_until.astimezone(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}"
                          if m.standby_until else "until removed by hand")

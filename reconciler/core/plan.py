@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .environment import ModelDeployment
+from .evidence_plan import StagePlan, rollout_plan
 from .findings import Finding, HasFindings, Severity, format_path
 from .immutability import changed_paths
 from .predeployment import GateResult, evaluate_predeployment
@@ -64,6 +65,7 @@ class ModelPlan:
     stage: str | None = None  # the candidate's stage after the change, e.g. "stage 2 of 5 (5%)"
     needs: str | None = None  # what that stage needs before the candidate moves on
     predeployment: tuple[GateResult, ...] = ()  # a new candidate's offline gates
+    evidence: tuple[StagePlan, ...] = ()  # the candidate's stages with statistical gates, at the declared traffic
 
     @property
     def traffic_moves(self) -> bool:
@@ -152,7 +154,9 @@ def _model_plan(environment: str, model: str, base: Repository, head: Repository
     kind = "added" if old is None else "removed" if new is None else "changed"
     stage = needs = None
     gates: tuple[GateResult, ...] = ()
+    evidence: tuple[StagePlan, ...] = ()
     if new is not None and new_candidate is not None:
+        evidence = rollout_plan(new_candidate, head.environments[environment].metrics.queries, new.expected_rps)
         stages = new_candidate.rollout.stages
         current = stages[min(new.stage, len(stages) - 1)]
         stage = f"stage {new.stage} of {len(stages) - 1} ({current.weight}%" + \
@@ -163,7 +167,7 @@ def _model_plan(environment: str, model: str, base: Repository, head: Repository
             gates = tuple(evaluate_predeployment(new_candidate.evaluation, stable.evaluation if stable else None,
                                                  head.environments[environment].policy.predeployment))
     return ModelPlan(environment, model, kind, _field_changes(old, new), weights,
-                     (_mirror(before), _mirror(after)), stage, needs, gates)
+                     (_mirror(before), _mirror(after)), stage, needs, gates, evidence)
 
 
 def _versions(*weights: dict[str, int]) -> list[str]:

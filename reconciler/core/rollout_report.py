@@ -15,6 +15,10 @@ Design decisions:
   bounds relative to stable are drawn as the limit computed from the stable series at each point
   (`limit_points`), with the same arithmetic the gates use.
 - Decision markers are numbered; the commit log below uses the same numbers.
+- A statistical gate or trigger is charted as what the judge said at each step of the stage:
+  `judge` is run again on the evidence accumulated from the stage's start to that step
+  (`judgement_points`), so the chart shows the estimate narrowing inside its interval until the
+  interval leaves the limit (worse) or falls under it (not worse).
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Iterable, Sequence
 
 from .gates import RELATIVE_BOUNDS, number
-from .release import Rollout
+from .judge import Judgement, Verdict, judge
+from .observations import EvidenceHistory, VersionKey
+from .release import Rollout, statistical_bound
 from .types import format_duration, utc_text
 
 Point = tuple[datetime, float]
@@ -126,6 +132,30 @@ class MetricSeries:
 
 
 @dataclass(frozen=True)
+class JudgementSeries:
+    """One statistical gate or trigger over the rollout: per stage it applied in, the judgement at
+    each step from the evidence since that stage began."""
+
+    metric: str
+    bound: str
+    limit: float
+    confidence: float
+    source: str  # "stage 2 gate" or "rollback trigger"
+    segments: tuple[tuple[tuple[datetime, Judgement], ...], ...] = ()  # one per stage, in time order
+    error: str | None = None  # the evidence could not be read
+
+    @property
+    def label(self) -> str:
+        """"1.1 x stable at 95%": the limit as the gates write it, and the confidence."""
+        limit = " ".join(RELATIVE_BOUNDS[self.bound][1].format(k=number(self.limit), s="").split())
+        return f"{limit} at {self.confidence:.0%}"
+
+    @property
+    def last(self) -> Judgement | None:
+        return self.segments[-1][-1][1] if self.segments and self.segments[-1] else None
+
+
+@dataclass(frozen=True)
 class Incident:
     path: str  # relative to the repository root
     text: str  # the record as written
@@ -148,6 +178,7 @@ class RolloutReport:
     step: timedelta | None = None  # the series' resolution
     notes: tuple[str, ...] = ()
     progress_deadline: str | None = None  # each stage's deadline and its action (`progress_deadlines`)
+    judgements: tuple[JudgementSeries, ...] = ()  # statistical gates and triggers, judged along the stage
 
 
 # --- what the commits say ---------------------------------------------------------------------------
@@ -243,6 +274,47 @@ def report_metrics(rollout: Rollout) -> list[str]:
     """The metrics a report charts: every stage's gate metrics in stage order, then the triggers'."""
     names = [g.metric for s in rollout.stages for g in s.gates] + [t.metric for t in rollout.rollback_triggers]
     return list(dict.fromkeys(names))
+
+
+#: Judgements per stage segment at most: the judge runs once per point.
+MAX_JUDGED = 120
+
+
+def judged_rules(rollout: Rollout, commits: Sequence[CommitRecord], end: datetime
+                 ) -> list[tuple[str, str, float, float, str, list[StageSpan]]]:
+    """Every statistical gate and trigger with the stage spans it applied in: (metric, bound,
+    limit, confidence, source, spans). A gate applies in its own stage, a trigger in every stage."""
+    spans = [s for s in stage_spans(commits, end) if s.stage < len(rollout.stages)]
+    rules = []
+    for path, check in rollout.statistical_checks():
+        bound, limit = statistical_bound(check)
+        applies = [s for s in spans if s.stage == path[1]] if path[0] == "stages" else spans
+        source = f"stage {path[1]} gate" if path[0] == "stages" else "rollback trigger"
+        rules.append((check.metric, bound, limit, check.confidence or 0.0, source, applies))
+    return rules
+
+
+def judgement_points(history: EvidenceHistory, quantile: float | None, metric: str, bound: str, limit: float,
+                     confidence: float, candidate: VersionKey, stable: VersionKey, span: StageSpan,
+                     window: timedelta, most: int = MAX_JUDGED) -> tuple[tuple[datetime, Judgement], ...]:
+    """The judgement at each evidence window's end inside the stage, on the windows from the
+    stage's start to that end (what decide would have seen on a pass then). At most `most`
+    points, evenly spread, always the last.
+
+    Example: a stage 10:00-11:00 with 5m windows -> judgements at 10:05, 10:10, ..., 11:00.
+    """
+    ends = sorted({end for key in (candidate, stable) for end, _ in history.points.get(key, ())
+                   if span.start <= end - window and end <= span.end})
+    if len(ends) > most:
+        stride = math.ceil(len(ends) / most)
+        ends = ends[len(ends) - 1::-stride][::-1]
+    out = []
+    for end in ends:
+        upto = EvidenceHistory(history.kind, {key: tuple(p for p in history.points.get(key, ()) if p[0] <= end)
+                                              for key in (candidate, stable)})
+        out.append((end, judge(metric, bound, limit, confidence, history.kind, quantile,
+                               upto.since(candidate, span.start, window), upto.since(stable, span.start, window))))
+    return tuple(out)
 
 
 def limit_points(bound: Bound, stable: Sequence[Point]) -> list[Point]:
@@ -457,6 +529,11 @@ class _Frame:
                        f'{_e(number(value))}{_e(unit)}</text>')
         return out
 
+    def no_data(self, text: str) -> str:
+        """Why the plot is empty, written across its middle."""
+        return (f'<text class="nodata" x="{_f((LEFT + WIDTH - RIGHT) / 2)}" y="{_f((TOP + self.bottom) / 2)}" '
+                f'text-anchor="middle">{_e(_shorten(text, 120))}</text>')
+
     def markers(self) -> list[str]:
         out = []
         for k, commit in enumerate(self.report.commits, 1):
@@ -516,9 +593,52 @@ def metric_chart(report: RolloutReport, series: MetricSeries) -> str:
         if data:
             out.append(f'<path class="series series-{role}" d="{data}" stroke="{COLORS[role]}"/>')
     if series.error or not (series.candidate or series.stable):
-        text = f"query failed: {series.error}" if series.error else "no data from either version in this period"
-        out.append(f'<text class="nodata" x="{_f((LEFT + WIDTH - RIGHT) / 2)}" y="{_f((TOP + frame.bottom) / 2)}" '
-                   f'text-anchor="middle">{_e(_shorten(text, 120))}</text>')
+        out.append(frame.no_data(f"query failed: {series.error}" if series.error
+                                 else "no data from either version in this period"))
+    out += frame.markers()
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+VERDICT_COLORS = {Verdict.WORSE: "#c92a2a", Verdict.NOT_WORSE: "#2b8a3e", Verdict.INCONCLUSIVE: "#868e96"}
+
+
+def judgement_chart(report: RolloutReport, series: JudgementSeries) -> str:
+    """One statistical gate or trigger: the estimate and its interval at each step of the stages it
+    applied in, against its limit; each point's colour is the verdict then, its hover the message."""
+    points = [(at, j) for segment in series.segments for at, j in segment]
+    values = [v for _, j in points for v in (j.estimate, j.low, j.high) if v is not None and math.isfinite(v)]
+    lo, hi = value_domain(values + [series.limit])
+    frame = _Frame(report, HEIGHT, lo, hi)
+    out = frame.open(f"{series.metric} {series.label} ({series.source}): estimate and interval over the stage")
+    out += frame.bands(labels=False) + frame.axes()
+
+    def clamp(value: float) -> float:
+        return min(max(value, lo), hi)
+
+    for segment in series.segments:
+        known = [(at, j) for at, j in segment if j.low is not None and j.high is not None]
+        if known:
+            upper = [f"{_f(frame.x(at.timestamp()))} {_f(frame.y(clamp(j.high)))}" for at, j in known]  # type: ignore[arg-type]
+            lower = [f"{_f(frame.x(at.timestamp()))} {_f(frame.y(clamp(j.low)))}" for at, j in reversed(known)]  # type: ignore[arg-type]
+            out.append(f'<path class="interval" d="M{" L".join(upper + lower)} Z"><title>{series.confidence:.0%} '
+                       "confidence interval</title></path>")
+        line = _path([(at, j.estimate) for at, j in segment if j.estimate is not None], frame.x, frame.y, None)
+        if line:
+            out.append(f'<path class="series estimate" d="{line}" stroke="{COLORS["candidate"]}"/>')
+    py = _f(frame.y(series.limit))
+    out.append(f'<g class="threshold threshold-upper limit"><title>limit: {_e(series.label)} ({_e(series.source)})'
+               f'</title><path d="M{LEFT} {py} L{WIDTH - RIGHT} {py}" stroke="{COLORS["upper"]}"/>'
+               f'<text x="{WIDTH - RIGHT + 4}" y="{py}" dominant-baseline="middle" fill="{COLORS["upper"]}">'
+               f'{_e(series.label)}</text></g>')
+    for at, j in points:
+        if j.estimate is not None and math.isfinite(j.estimate):
+            out.append(f'<circle class="verdict verdict-{_e(str(j.verdict).replace(" ", "-"))}" '
+                       f'cx="{_f(frame.x(at.timestamp()))}" cy="{_f(frame.y(clamp(j.estimate)))}" r="2.5" '
+                       f'fill="{VERDICT_COLORS[j.verdict]}"><title>{_e(utc_text(at))}: {_e(j.message)}</title></circle>')
+    if series.error or not points:
+        out.append(frame.no_data(f"evidence not read: {series.error}" if series.error
+                                 else "no evidence from both versions in this period"))
     out += frame.markers()
     out.append("</svg>")
     return "\n".join(out)
@@ -542,7 +662,7 @@ svg{display:block;max-width:100%;height:auto;font-size:11px}svg text{fill:#49505
 .weight{fill:none;stroke:#d9480f;stroke-width:2.5}.series{fill:none;stroke-width:2}.series-stable{stroke-width:1.5}
 .threshold path{fill:none;stroke-width:1.5;stroke-dasharray:6 4}.threshold text{font-size:11px}
 .marker line{stroke-dasharray:2 3;stroke-width:1}.marker text.marker-number{fill:#fff;font-weight:700;font-size:10px}
-.nodata{font-size:13px;fill:#c92a2a}.legend{margin:2px 0 0;padding:0;list-style:none;display:flex;gap:16px;flex-wrap:wrap;color:#495057}
+.nodata{font-size:13px;fill:#c92a2a}.interval{fill:#ffd8a8;opacity:.7;stroke:none}.legend{margin:2px 0 0;padding:0;list-style:none;display:flex;gap:16px;flex-wrap:wrap;color:#495057}
 .swatch{display:inline-block;width:18px;height:3px;vertical-align:middle;margin-right:5px}.swatch.dash{background:none;border-top:2px dashed}
 table{border-collapse:collapse;width:100%;font-size:13px}th,td{text-align:left;vertical-align:top;padding:4px 6px;border-bottom:1px solid #e9ecef}
 th{background:#f8f9fa}td.num{white-space:nowrap}code{font:12px ui-monospace,SFMono-Regular,Menlo,monospace}
@@ -584,6 +704,13 @@ def render_html(report: RolloutReport) -> str:
                    "the triggers while the candidate was in flight; limits relative to the stable are computed "
                    "from the stable's series).</p>")
         out += [_metric_section(report, series) for series in report.metrics]
+    if report.judgements:
+        out += ['</section>', '<section id="judgements">', "<h2>Statistical gates and triggers</h2>",
+                "<p>What the judge said along each stage: the estimate (the candidate against the stable) and its "
+                "confidence interval, computed again at each step from the evidence since the stage began, "
+                "against the limit. Worse once the whole interval is above the limit, not worse once it is all "
+                "below; points are coloured by that verdict, and hovering one shows the judge's message.</p>"]
+        out += [_judgement_section(report, series) for series in report.judgements]
     out += ['</section>', '<section id="commits">', "<h2>Commits</h2>", _commit_table(report), "</section>"]
     if report.incidents:
         out += ['<section id="incidents">', "<h2>Incident record" + ("s" if len(report.incidents) > 1 else "") + "</h2>"]
@@ -607,13 +734,32 @@ def _metric_section(report: RolloutReport, series: MetricSeries) -> str:
     legend = [(COLORS["candidate"], f"candidate {report.candidate}", False),
               (COLORS["stable"], f"stable {report.stable}", False)]
     legend += [(COLORS["upper" if b.upper else "lower"], f"{b.label} ({b.source})", True) for b in series.bounds]
-    items = [f'<li><span class="swatch{" dash" if dashed else ""}" style="{"border-color" if dashed else "background"}:'
-             f'{color}"></span>{_e(text)}</li>' for color, text, dashed in dict.fromkeys(legend)]
+    items = _legend_items(dict.fromkeys(legend))
     if not series.bounds:
         items.append("<li>no threshold applied in this period (its gate is at a stage the rollout did not run)</li>")
     parts.append('<ul class="legend">' + "".join(items) + "</ul>")
     parts.append("</figure>")
     return "\n".join(parts)
+
+
+def _judgement_section(report: RolloutReport, series: JudgementSeries) -> str:
+    parts = [f'<figure class="judgement" id="judgement-{_e(series.metric)}-{_e(series.source.replace(" ", "-"))}">',
+             f"<h3>{_e(series.metric)}: {_e(series.label)} ({_e(series.source)})</h3>"]
+    if series.last is not None:
+        parts.append(f"<p>Last judgement: {_e(series.last.message)}</p>")
+    parts.append(judgement_chart(report, series))
+    legend = [(COLORS["candidate"], "estimate", False), ("#ffd8a8", f"{series.confidence:.0%} interval", False),
+              (COLORS["upper"], f"limit {series.label}", True)]
+    legend += [(color, str(verdict), False) for verdict, color in VERDICT_COLORS.items()]
+    parts.append('<ul class="legend">' + "".join(_legend_items(legend)) + "</ul>")
+    parts.append("</figure>")
+    return "\n".join(parts)
+
+
+def _legend_items(entries: Iterable[tuple[str, str, bool]]) -> list[str]:
+    """<li>s of (colour, text, dashed): a swatch, then the text."""
+    return [f'<li><span class="swatch{" dash" if dashed else ""}" style="{"border-color" if dashed else "background"}:'
+            f'{color}"></span>{_e(text)}</li>' for color, text, dashed in entries]
 
 
 def _commit_table(report: RolloutReport) -> str:

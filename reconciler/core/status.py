@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Mapping
 
 from .decide import future_start_hold
+from .evidence_plan import StagePlan, rollout_plan
 from .repository import Repository
+from .environment import MetricQuery, ModelDeployment
 from .release import Gate, Release
 from .traffic import PoolDemand, pool_demand, traffic_split
 from .types import format_duration, utc_text
@@ -32,6 +35,7 @@ class ModelStatus:
     progress_deadline: timedelta | None = None  # how long after it began the stage may go without advancing
     on_progress_deadline: str | None = None  # then: "rollback" or "hold" (and page once)
     deadline_left: timedelta | None = None  # until the deadline; negative once it has passed
+    evidence: tuple[StagePlan, ...] = ()  # the candidate's stages with statistical gates: requests and time needed
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -46,6 +50,7 @@ class ModelStatus:
             "progress_deadline_seconds": _seconds(self.progress_deadline),
             "deadline_left_seconds": _seconds(self.deadline_left),
             "on_progress_deadline": self.on_progress_deadline,
+            "evidence": [plan.to_dict() for plan in self.evidence],
         }
 
 
@@ -94,7 +99,10 @@ def _gate_text(gate: Gate) -> str:
     return f"{gate.metric} " + " ".join(f"{k} {v:g}" for k, v in bounds.items())
 
 
-def repository_status(repo: Repository, now: datetime | None = None) -> list[EnvironmentStatus]:
+def repository_status(repo: Repository, now: datetime | None = None,
+                      observed_rps: Mapping[tuple[str, str], float] | None = None) -> list[EnvironmentStatus]:
+    """Every environment's rows; `observed_rps` ({(environment, model): candidate requests per
+    second in its current stage}) plans the current stage's evidence at the observed rate."""
     out = []
     for name in sorted(repo.environments):
         env = repo.environments[name]
@@ -118,7 +126,16 @@ def repository_status(repo: Repository, now: datetime | None = None) -> list[Env
                 dep.stage_started_at if candidate else None,
                 split.weights, split.mirror, dep.pool, dep.replicas, dep.standby_until, in_stage,
                 needs, deadline, candidate.rollout.on_progress_deadline if candidate else None,
-                deadline - in_stage if deadline is not None and in_stage is not None else None))
+                deadline - in_stage if deadline is not None and in_stage is not None else None,
+                _evidence(candidate, env.metrics.queries, dep, (observed_rps or {}).get((name, model)))))
         out.append(EnvironmentStatus(name, env.cluster.name, env.cluster.region, env.policy.protected, rows,
                                      pool_demand(repo, env)))
     return out
+
+
+def _evidence(candidate: Release | None, catalog: Mapping[str, MetricQuery], dep: ModelDeployment,
+              observed: float | None) -> tuple[StagePlan, ...]:
+    if candidate is None:
+        return ()
+    current = min(dep.stage, len(candidate.rollout.stages) - 1)
+    return rollout_plan(candidate, catalog, dep.expected_rps, {current: observed} if observed is not None else None)

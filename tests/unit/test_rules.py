@@ -20,7 +20,7 @@ import pytest
 
 from reconciler.adapters.repo_loader import load_repository
 from reconciler.core.findings import Finding, Severity
-from reconciler.core.rules import RULES, environment_rules, release_rules  # noqa: F401  (registration)
+from reconciler.core.rules import RULES, environment_rules, evidence_rules, release_rules  # noqa: F401  (registration)
 from tests.conftest import mutate_yaml
 
 R11 = "releases/chat-assistant/1.1.0.yaml"
@@ -500,6 +500,13 @@ CASES = [
          "prod (stable): code-completion/v2.0.0-81b0c3e5a9f2 has 1 of 2 required approvals from allowed "
          "approvers; counted once: alice.chen@acme.example",
          (r"^lineage:", r"approvals:")),
+    Case("a statistical gate that needs more candidate requests than the declared traffic brings before the "
+         "stage's progress deadline",
+         both(edit(R13, set_(("rollout", "stages", 1, "gates", 0, "confidence"), 0.95)),
+              edit(STAGING, set_(("models", "chat-assistant", "expected_rps"), 20))),
+         "evidence-in-time", WARNING, R13, "rollout.stages[1].gates[0]",
+         "staging: chat-assistant 1.3.0 stage 1 (1%) gate latency_p99_ms max_ratio_to_stable 1.2 at 95% needs ",
+         (r"^rollout:", r"- weight: 1", r"\{metric: latency_p99_ms")),
 ]
 
 
@@ -508,7 +515,7 @@ def test_every_registered_rule_has_a_case() -> None:
     assert set(RULES) == {
         "release-location", "unique-version", "rollout-stages", "bounds", "lineage-parent", "environment-name",
         "gpu-pools", "pointers", "stage", "gpu-placement", "capacity", "object-names", "gate-metrics", "gate-evidence", "predeployment-gates",
-        "approvals", "semver", "candidate-newer", "secrets"}
+        "approvals", "semver", "candidate-newer", "secrets", "evidence-in-time"}
 
 
 def test_the_example_repository_is_clean(example_repo: Path) -> None:
