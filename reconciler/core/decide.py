@@ -52,6 +52,7 @@ from datetime import datetime, timedelta
 
 from .decision import Action, Decision
 from .environment import Evidence, Metrics, ModelDeployment
+from .evidence_plan import candidate_share
 from .gates import Breach, GateCheck, check_gate, check_trigger, printed
 from .judge import Judgement, Verdict, judge, requests_needed
 from .observations import Observations, VersionCounts, VersionKey
@@ -190,7 +191,7 @@ def _decide_rollout(environment: str, model: str, dep: ModelDeployment, release:
                           f"{stage_text}"] + unchecked)
 
     candidate_fresh = _fresh(obs.last_sample.get(cand), fresh_limit)
-    share = stage.weight / 100 if stage.weight else stage.mirror / (100 + stage.mirror)
+    share = candidate_share(stage)
 
     def statistical_gate(gate: Gate) -> GateCheck:
         result = weigh(gate)
