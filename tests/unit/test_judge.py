@@ -1,0 +1,278 @@
+"""The judgement's statistics (core/judge.py): anytime-valid coverage checked by simulation with a
+look at every step, the numbers of the worked examples, monotonicity, and the edge cases."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from reconciler.core.judge import Verdict, _rate_cs, judge, proportion_cs, quantile_cs, requests_needed
+from reconciler.core.observations import VersionCounts
+
+INF = math.inf
+INCREASE = "max_increase_over_stable"
+RATIO = "max_ratio_to_stable"
+#: A coarse latency histogram (ms), as Istio's buckets are.
+BOUNDS = (100.0, 200.0, 400.0, 800.0, 1600.0, 3200.0)
+
+
+def rates(events: float, trials: float) -> VersionCounts:
+    return VersionCounts(trials=trials, events=events)
+
+
+def histogram(counts_per_bucket: list[float], bounds: tuple[float, ...] = BOUNDS) -> VersionCounts:
+    """Per-bucket counts (the last is the +Inf bucket) -> cumulative (le, count) pairs."""
+    cumulative = np.cumsum(counts_per_bucket).tolist()
+    return VersionCounts(buckets=tuple(zip((*bounds, INF), cumulative)))
+
+
+def error_judgement(candidate: VersionCounts, stable: VersionCounts, limit: float = 0.005, confidence: float = 0.95):
+    return judge("error_rate", INCREASE, limit, confidence, "proportion", None, candidate, stable)
+
+
+def latency_judgement(candidate: VersionCounts, stable: VersionCounts, limit: float = 1.10, confidence: float = 0.95,
+                      q: float = 0.99):
+    return judge("latency_p99_ms", RATIO, limit, confidence, "histogram", q, candidate, stable)
+
+
+# --- the confidence sequence of a rate ---------------------------------------------------------
+
+def test_worked_example_of_the_docstring():
+    low, high = proportion_cs(10, 1000, 0.05)
+    assert (round(float(low), 4), round(float(high), 4)) == (0.0024, 0.0262)
+
+
+def test_a_rate_cs_misses_the_true_rate_in_at_most_alpha_of_sequences_looked_at_every_step():
+    """2,000 sequences of 200 requests, an error rate of 5%, the CS checked after every request:
+    the share of sequences it ever misses is at most alpha. The same looks at a fixed-n (Wilson)
+    interval miss far more often: the check can fail, and it is what anytime validity buys."""
+    rng = np.random.default_rng(15)
+    true_rate, alpha, length = 0.05, 0.05, 200
+    events = np.cumsum(rng.random((2000, length)) < true_rate, axis=1)
+    trials = np.arange(1, length + 1)
+    low, high = proportion_cs(events, trials, alpha)
+    missed = ((low > true_rate) | (high < true_rate)).any(axis=1).mean()
+    assert missed <= alpha
+
+    z, share = norm.ppf(1 - alpha / 2), events / trials
+    centre, spread = share + z * z / (2 * trials), z * np.sqrt(share * (1 - share) / trials + z * z / (4 * trials ** 2))
+    wilson_low, wilson_high = (centre - spread) / (1 + z * z / trials), (centre + spread) / (1 + z * z / trials)
+    assert ((wilson_low > true_rate) | (wilson_high < true_rate)).any(axis=1).mean() > 3 * alpha
+
+
+@pytest.mark.parametrize("events, trials, expected_low, expected_high", [
+    (0, 0, 0.0, 1.0),  # nothing seen: nothing known
+    (0, 100, 0.0, None),  # no errors: the low end is 0 exactly
+    (100, 100, None, 1.0),  # all errors: the high end is 1 exactly
+    (150, 100, None, 1.0),  # events above trials (increase() extrapolation) are clipped
+])
+def test_rate_cs_edges(events, trials, expected_low, expected_high):
+    low, high = (float(x) for x in proportion_cs(events, trials, 0.05))
+    assert 0.0 <= low < high <= 1.0
+    if expected_low is not None:
+        assert low == expected_low
+    if expected_high is not None:
+        assert high == expected_high
+
+
+@pytest.mark.parametrize("events, trials", [(10, 1000), (0, 100), (100, 100), (0, 0), (0.01, 5), (3.3, 1e7)])
+def test_the_one_pair_path_agrees_with_the_vectorized_one(events, trials):
+    """The judgement's brentq path and the vectorized bisection (histograms, simulations) are one CS."""
+    assert _rate_cs(events, trials, 0.05) == pytest.approx([float(x) for x in proportion_cs(events, trials, 0.05)],
+                                                           rel=1e-8, abs=1e-12)
+
+
+def test_fractional_counts_give_an_interval_between_their_integer_neighbours():
+    widths = [float(np.subtract(*proportion_cs(e, 1000.0, 0.05)[::-1])) for e in (10, 10.5, 11)]
+    assert widths[0] < widths[1] < widths[2]
+
+
+def test_the_interval_narrows_with_evidence_and_widens_with_confidence():
+    widths = [float(np.subtract(*proportion_cs(n / 100, n, 0.05)[::-1])) for n in (100, 1_000, 10_000, 100_000)]
+    assert widths == sorted(widths, reverse=True)
+    assert widths[-1] < 0.003
+    loose, strict = (proportion_cs(10, 1000, alpha) for alpha in (0.1, 0.01))
+    assert strict[0] < loose[0] and strict[1] > loose[1]
+
+
+# --- the quantile of a histogram --------------------------------------------------------------
+
+def test_quantile_interpolates_inside_the_bucket_like_histogram_quantile():
+    """CDF 0.5 at 100, 0.9 at 200, 0.98 at 400, 0.995 at 800: the p99 is 400 + 400 x 0.01/0.015."""
+    point, low, high = quantile_cs(histogram([500, 400, 80, 15, 4, 1, 0]), 0.99, 0.05)
+    assert point == pytest.approx(666.67, abs=0.01)
+    assert 100 < low < point < high <= 3200
+
+
+def test_quantile_cs_covers_the_true_quantile_at_every_look():
+    """Latencies uniform inside each bucket (the interpolation assumption holds exactly), 200
+    sequences looked at after 50, 100, ... 6,400 requests: the p90's CS misses in at most alpha."""
+    rng = np.random.default_rng(7)
+    shares = np.array([0.4, 0.3, 0.15, 0.08, 0.04, 0.03])  # no +Inf bucket: the quantile is finite
+    edges = np.array((0.0, *BOUNDS))
+    cdf = np.cumsum(shares)
+    q, alpha = 0.9, 0.05
+    i = int(np.searchsorted(cdf, q))
+    true_quantile = edges[i] + (edges[i + 1] - edges[i]) * (q - (cdf[i - 1] if i else 0)) / shares[i]
+    looks = [50 * 2 ** k for k in range(8)]
+    missed = 0
+    for _ in range(200):
+        buckets = rng.choice(len(shares), size=looks[-1], p=shares)
+        for n in looks:
+            _, low, high = quantile_cs(histogram([*np.bincount(buckets[:n], minlength=len(shares)), 0]), q, alpha)
+            if not low <= true_quantile <= high:
+                missed += 1
+                break
+    assert missed / 200 <= alpha
+
+
+def test_quantile_edges():
+    assert math.isnan(quantile_cs(histogram([0] * 7), 0.99, 0.05)[0])  # empty buckets: no quantile
+    assert quantile_cs(VersionCounts(), 0.99, 0.05)[1:] == (0.0, INF)  # no buckets at all
+    only_inf = quantile_cs(histogram([0, 0, 0, 0, 0, 0, 500]), 0.99, 0.05)
+    assert only_inf[0] == INF and only_inf[2] == INF  # all above the last finite boundary: unbounded above
+
+
+# --- the judgement: proportions ----------------------------------------------------------------
+
+def test_error_rate_worse_inconclusive_and_not_worse():
+    stable = rates(100, 50_000)  # 0.2%
+    assert error_judgement(rates(30, 2_000), stable).verdict is Verdict.INCONCLUSIVE  # +1.3 pp, too few yet
+    worse = error_judgement(rates(60, 4_000), stable)
+    assert worse.verdict is Verdict.WORSE
+    assert worse.estimate == pytest.approx(0.013)
+    assert worse.low > 0.005 and worse.high > worse.estimate
+    assert worse.message == ("error_rate +1.30 pp over stable (95% CI +0.55 pp to +2.28 pp) > +0.50 pp: "
+                             "worse than stable at 95% (4,000 vs 50,000 requests)")
+    same = error_judgement(rates(40, 20_000), rates(200, 100_000))
+    assert same.verdict is Verdict.NOT_WORSE
+    assert same.high <= 0.005
+
+
+def test_error_rate_as_a_ratio():
+    assert judge("error_rate", RATIO, 2.0, 0.95, "proportion", None, rates(300, 10_000),
+                 rates(500, 100_000)).verdict is Verdict.WORSE  # 3% vs 0.5%: 6x
+    assert judge("error_rate", RATIO, 2.0, 0.95, "proportion", None, rates(200, 40_000),
+                 rates(2_000, 400_000)).verdict is Verdict.NOT_WORSE
+
+
+def test_no_data_is_inconclusive_with_no_estimate():
+    for candidate, stable in [(rates(0, 0), rates(10, 1000)), (rates(5, 100), rates(0, 0)), (rates(0, 0), rates(0, 0))]:
+        judgement = error_judgement(candidate, stable)
+        assert judgement.verdict is Verdict.INCONCLUSIVE
+        assert (judgement.estimate, judgement.low, judgement.high) == (None, None, None)
+        assert "no data yet" in judgement.message
+
+
+def test_a_global_incident_is_not_the_candidate_being_worse():
+    """Both versions at 5% errors: the candidate is not worse than stable, however bad both are."""
+    assert error_judgement(rates(500, 10_000), rates(5_000, 100_000)).verdict is Verdict.INCONCLUSIVE
+    assert error_judgement(rates(5_000, 100_000), rates(50_000, 1_000_000)).verdict is Verdict.NOT_WORSE
+
+
+def test_a_rate_judge_in_a_a_never_says_worse_more_often_than_alpha():
+    """A/A at 1% errors, 5% candidate share, 400 sequences judged after every 300 candidate requests."""
+    rng = np.random.default_rng(3)
+    worse = 0
+    for _ in range(400):
+        candidate = np.cumsum(rng.binomial(100, 0.01, 60))
+        stable = np.cumsum(rng.binomial(1900, 0.01, 60))
+        for k in range(0, 60, 3):
+            if error_judgement(rates(candidate[k], 100 * (k + 1)), rates(stable[k], 1900 * (k + 1)),
+                               confidence=0.9).verdict is Verdict.WORSE:
+                worse += 1
+                break
+    assert worse / 400 <= 0.1
+
+
+# --- the judgement: histograms -----------------------------------------------------------------
+
+STABLE_SHAPE = [0.5, 0.4, 0.08, 0.015, 0.004, 0.001, 0.0]
+
+
+def test_latency_worse_not_worse_and_inconclusive():
+    stable = histogram([x * 400_000 for x in STABLE_SHAPE])
+    same = histogram([x * 200_000 for x in STABLE_SHAPE])  # coarse buckets: p99 inside 400-800 ms
+    assert latency_judgement(same, stable).verdict is Verdict.NOT_WORSE
+    slower = histogram([x * 5_000 for x in [0.2, 0.4, 0.2, 0.15, 0.04, 0.01, 0.0]])  # p99 ~ 1,300 ms vs 667
+    judgement = latency_judgement(slower, stable)
+    assert judgement.verdict is Verdict.WORSE
+    assert judgement.estimate > 1.5 and judgement.low > 1.1
+    assert judgement.message.startswith("latency_p99_ms ") and "worse than stable at 95% (5,000 vs 400,000" \
+        in judgement.message
+    few = histogram([x * 200 for x in STABLE_SHAPE])
+    assert latency_judgement(few, stable).verdict is Verdict.INCONCLUSIVE
+
+
+def test_latency_edges():
+    stable = histogram([x * 100_000 for x in STABLE_SHAPE])
+    empty = histogram([0] * 7)
+    for candidate, reference in [(empty, stable), (stable, empty), (VersionCounts(), stable)]:
+        judgement = latency_judgement(candidate, reference)
+        assert judgement.verdict is Verdict.INCONCLUSIVE and judgement.estimate is None
+    # everything in the +Inf bucket: worse than a stable whose p99 is well inside the buckets
+    assert latency_judgement(histogram([0, 0, 0, 0, 0, 0, 2000]), stable).verdict is Verdict.WORSE
+    # stable all in +Inf: its quantile has no upper bound, so nothing can be called worse
+    assert latency_judgement(stable, histogram([0, 0, 0, 0, 0, 0, 2000])).verdict is not Verdict.WORSE
+
+
+def test_a_latency_judge_in_a_a_never_says_worse_more_often_than_alpha():
+    """A/A, 150 sequences judged after 500, 1,000, ... 16,000 candidate requests at 10% share."""
+    rng = np.random.default_rng(11)
+    shares = np.array(STABLE_SHAPE[:-1]) / sum(STABLE_SHAPE[:-1])
+    worse = 0
+    for _ in range(150):
+        candidate = rng.multinomial(1, shares, 16_000).cumsum(axis=0)
+        stable = rng.multinomial(1, shares, 144_000).cumsum(axis=0)
+        for n in (500, 1_000, 2_000, 4_000, 8_000, 16_000):
+            if latency_judgement(histogram([*candidate[n - 1], 0]), histogram([*stable[9 * n - 1], 0]),
+                                 confidence=0.9).verdict is Verdict.WORSE:
+                worse += 1
+                break
+    assert worse / 150 <= 0.1
+
+
+def test_bad_arguments_are_errors():
+    stable = histogram([x * 1000 for x in STABLE_SHAPE])
+    with pytest.raises(ValueError, match="max_ratio_to_stable"):
+        judge("latency_p99_ms", INCREASE, 10, 0.95, "histogram", 0.99, stable, stable)
+    with pytest.raises(ValueError, match="quantile"):
+        judge("latency_p99_ms", RATIO, 1.1, 0.95, "histogram", None, stable, stable)
+
+
+# --- planning --------------------------------------------------------------------------------
+
+def test_the_worked_example_a_10_percent_p99_regression_needs_about_10000_requests():
+    """docs/judgement.md: "no worse than stable by more than 10% at p99, 95% confidence" at a 5%
+    canary, with nothing observed yet (a log-normal latency)."""
+    needed = requests_needed(RATIO, 1.10, 0.95, "histogram", 0.99, None, 0.05)
+    assert 9_000 <= needed <= 15_000
+
+
+def test_requests_needed_grows_with_confidence_and_shrinks_with_the_effect_and_the_share():
+    def error_plan(limit=0.005, confidence=0.95, share=0.05):
+        return requests_needed(INCREASE, limit, confidence, "proportion", None, rates(100, 10_000), share)
+
+    base = error_plan()
+    assert error_plan(confidence=0.99) > base > error_plan(confidence=0.8)
+    assert error_plan(limit=0.002) > base > error_plan(limit=0.02)
+    # a smaller share leaves more of the traffic to stable, whose rate is then known better
+    assert error_plan(share=0.01) < base < error_plan(share=0.5)
+    latency = [requests_needed(RATIO, r, 0.95, "histogram", 0.99, None, 0.05) for r in (1.05, 1.10, 1.25, 1.5)]
+    assert latency == sorted(latency, reverse=True)
+
+
+def test_planned_requests_do_establish_not_worse_and_fewer_do_not():
+    stable = rates(100, 10_000)
+    needed = requests_needed(INCREASE, 0.005, 0.95, "proportion", None, stable, 0.05)
+    at = lambda n: error_judgement(rates(n * 0.01, n), rates(n * 19 * 0.01, n * 19)).verdict  # noqa: E731
+    assert at(needed) is Verdict.NOT_WORSE
+    assert at(needed * 0.9) is Verdict.INCONCLUSIVE
+
+
+def test_unreachable_plans_are_none():
+    assert requests_needed(INCREASE, 0.0, 0.95, "proportion", None, None, 0.05) is None  # no room at all
+    assert requests_needed(INCREASE, 0.005, 0.95, "proportion", None, None, 0.0) is None  # no traffic
