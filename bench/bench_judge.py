@@ -120,7 +120,7 @@ def _served_until(h: Histories, minutes: np.ndarray) -> np.ndarray:
 
 # --- (a) threshold, as Flagger applies it ----------------------------------------------------------
 
-def threshold_judge(h: Histories, max_latency: float) -> Outcomes:
+def threshold_judge(h: Histories, max_latency: float, max_error_rate: float = THRESHOLD_MAX_ERROR_RATE) -> Outcomes:
     """Every minute: the candidate's p99 and 5xx share over that minute against the maxima; no
     requests is a failed check (Flagger: "no values found"). Rollback at THRESHOLD_FAILED_CHECKS
     failures, advance after THRESHOLD_ITERATIONS passes, whichever comes first."""
@@ -128,7 +128,7 @@ def threshold_judge(h: Histories, max_latency: float) -> Outcomes:
     p99 = histogram_quantile(0.99, h.boundaries, h.buckets[:, :, CANDIDATE, :])
     with np.errstate(invalid="ignore", divide="ignore"):
         error_rate = h.errors[:, :, CANDIDATE] / served
-    failed = (served == 0) | (p99 > max_latency) | (error_rate > THRESHOLD_MAX_ERROR_RATE)
+    failed = (served == 0) | (p99 > max_latency) | (error_rate > max_error_rate)
     failures, passes = np.cumsum(failed, axis=1), np.cumsum(~failed, axis=1)
     out = Outcomes.empty(h.rollouts)
     rollback_at = _first(failures >= THRESHOLD_FAILED_CHECKS)
@@ -358,6 +358,7 @@ class Settings:
     pass_every: int = PASS_EVERY_MIN
     window: int = FIXED_WINDOW_MIN
     sweep: tuple[int, ...] = FIXED_WINDOW_SWEEP_MIN
+    threshold_latency: float = THRESHOLD_LATENCY_OVER_BASELINE
     buckets: str = "vllm"
     seed: int = 0
     chunk: int = 50
@@ -379,7 +380,7 @@ def run_chunk(settings: Settings, condition: str, chunk: int) -> dict[str, Outco
     h = simulate(CONDITIONS[condition], size, DEADLINE_MIN, table, settings.model, rng)
     results: dict[str, Outcomes] = {}
     if "threshold" in settings.judges:
-        results["threshold"] = threshold_judge(h, THRESHOLD_LATENCY_OVER_BASELINE * table.quantile(0.99))
+        results["threshold"] = threshold_judge(h, settings.threshold_latency * table.quantile(0.99))
     if "fixed_window" in settings.judges:
         metrics = per_minute_metrics(h)
         results["fixed_window"] = fixed_window_judge(h, settings.window, metrics)
@@ -525,34 +526,22 @@ def targets(figs: dict[str, dict[str, dict[str, Any]]], settings: Settings) -> l
         rate = get("sluice", c, "detection_rate")
         out.append(Target(f"detection >= 95% ({c})", None if rate is None else rate >= 0.95, _rate(rate)))
 
-    # Median time to a correct decision vs the fixed-window judge's, at the same error rates: the
-    # shortest window (of the sweep) at which the fixed window detects latency_25 and errors_2pp
-    # at least as often as Sluice, and rolls back healthy candidates at least as often (its false
-    # rollback rate is not better). A fixed window always decides at its end.
-    windows = sorted(set(settings.sweep) | {settings.window})
-    matched = None
-    for window in windows:
-        name = "fixed_window" if window == settings.window else f"fixed_window_{window}m"
-        if name not in figs:
-            continue
-        ok = all((get(name, c, "detection_rate") or 0) >= (get("sluice", c, "detection_rate") or 0)
-                 for c in ("latency_25", "errors_2pp") if c in figs[name])
-        if ok:
-            matched = window
-            break
-    sluice_times = {c: get("sluice", c, "median_correct_decision_s") for c in ("aa", "latency_25", "errors_2pp")}
-    if matched is None:
-        out.append(Target("median time to a correct decision <= 0.5x fixed window's", None,
-                          f"no fixed window up to {windows[-1]}m detects as often as Sluice; Sluice's medians "
-                          + ", ".join(f"{c} {_time(t)}" for c, t in sluice_times.items())))
-    else:
-        name = "fixed_window" if matched == settings.window else f"fixed_window_{matched}m"
-        frr_ok = all((get(name, c, "false_rollback_rate") or 0) >= (get("sluice", c, "false_rollback_rate") or 0)
-                     for c in ("aa",))
-        met = frr_ok and all(t is not None and t <= 0.5 * matched * 60 for t in sluice_times.values())
-        out.append(Target("median time to a correct decision <= 0.5x fixed window's", met,
-                          f"fixed window {matched}m (A/A false {_rate(get(name, 'aa', 'false_rollback_rate'))}); "
-                          "Sluice " + ", ".join(f"{c} {_time(t)}" for c, t in sluice_times.items())))
+    # Median time to a correct decision vs the fixed-window judge's (the --window one, which
+    # always decides at its end), where both roll back healthy candidates as rarely: A/A false
+    # rollback rates within a point of each other, or the fixed window's worse.
+    if "fixed_window" in figs:
+        fixed = settings.window * 60
+        a, b = get("sluice", "aa", "false_rollback_rate"), get("fixed_window", "aa", "false_rollback_rate")
+        comparable = a is not None and b is not None and a <= b + 0.01
+        for c in ("aa", "latency_25", "errors_2pp"):
+            if c not in s:
+                continue
+            mine = get("sluice", c, "median_correct_decision_s")
+            theirs = get("fixed_window", c, "detection_rate" if CONDITIONS[c].regression else "advance_rate")
+            met = None if not comparable else mine is not None and mine <= 0.5 * fixed
+            out.append(Target(f"median time to a correct decision <= 0.5x fixed window's ({c})", met,
+                              f"Sluice {_time(mine)} vs fixed window {_time(fixed)} (which is right in "
+                              f"{_rate(theirs)} of rollouts; A/A false rollbacks {_rate(a)} vs {_rate(b)})"))
     if "threshold" in figs:
         better = []
         for c in ("aa", "global_incident"):
@@ -585,6 +574,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", default=f"{FIXED_WINDOW_MIN}m", help="the fixed-window judge's window")
     parser.add_argument("--sweep", default=",".join(f"{w}m" for w in FIXED_WINDOW_SWEEP_MIN),
                         help="more fixed windows to compare with (the 0.5x target); empty: none")
+    parser.add_argument("--threshold-latency", type=float, default=THRESHOLD_LATENCY_OVER_BASELINE,
+                        help="the threshold judge's p99 maximum, x stable's long-run p99 (default 1.25)")
     parser.add_argument("--buckets", choices=sorted(BUCKETS), default="vllm", help="latency histogram boundaries")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
@@ -599,13 +590,14 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(rollouts=args.rollouts, conditions=conditions, judges=judges,
                         pass_every=parse_minutes(args.pass_every), window=parse_minutes(args.window),
                         sweep=tuple(parse_minutes(w) for w in args.sweep.split(",") if w),
-                        buckets=args.buckets, seed=args.seed, workers=max(1, args.workers))
+                        threshold_latency=args.threshold_latency, buckets=args.buckets, seed=args.seed,
+                        workers=max(1, args.workers))
     table_ = latency_table(settings.buckets, settings.seed, settings.model)
     print(f"bench_judge: {settings.rollouts:,} rollouts x {len(conditions)} conditions, horizon {DEADLINE_MIN}m, "
           f"Sluice passes every {settings.pass_every}m, fixed window {settings.window}m, {settings.buckets} buckets, "
           f"seed {settings.seed}, {settings.workers} workers")
     print(f"  latency at nominal load: p50 {table_.quantile(0.5):.1f} s, p99 {table_.quantile(0.99):.1f} s; "
-          f"threshold judge max p99 {THRESHOLD_LATENCY_OVER_BASELINE * table_.quantile(0.99):.1f} s, "
+          f"threshold judge max p99 {settings.threshold_latency * table_.quantile(0.99):.1f} s, "
           f"max 5xx {THRESHOLD_MAX_ERROR_RATE:.0%}")
     if "sluice" in judges and not decide_judges_evidence():
         print("  WARNING: this decide has no Decision.judgements: it does not judge sequential gates and triggers "

@@ -20,7 +20,8 @@ The model (every number is a `TrafficModel` field; bench/README.md says why each
   rejected requests), and per version, independently, short blips (a pod restarts: 10% of that
   version's requests fail for 2 minutes, about one per `blip_every_min`).
 - Conditions: the candidate's latency x (1 + effect), or its 5xx share + effect; a global
-  incident degrades both versions exactly alike for 20-60 minutes (latency x1.8, 5xx +5 pp).
+  incident degrades both versions exactly alike for 20-60 minutes from within the stage's first
+  10 (latency x1.8, 5xx +5 pp), so it falls inside every judge's analysis.
 
 Counts are drawn per minute, not per request: each minute's latencies are a multinomial draw
 over the buckets with probabilities from the exact per-request model (a sorted sample of
@@ -192,7 +193,7 @@ def simulate(condition: Condition, rollouts: int, minutes: int, table: LatencyTa
     latency[:, :, CANDIDATE] *= condition.latency_factor
     error_rate[:, :, CANDIDATE] += condition.error_increase
     if condition.incident:
-        begin = rng.integers(15, 121, r)
+        begin = rng.integers(0, 11, r)  # early: while every judge is still judging
         length = rng.integers(20, 61, r)
         during = (np.arange(t)[None, :] >= begin[:, None]) & (np.arange(t)[None, :] < (begin + length)[:, None])
         latency *= np.where(during, INCIDENT_LATENCY, 1.0)[:, :, None]
