@@ -41,15 +41,17 @@ Rollbacks still happen: a trigger or the dead man's switch is as binding after a
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from .decision import Action, Decision
-from .environment import Metrics, ModelDeployment
-from .gates import check_gate, check_trigger
-from .observations import Observations, VersionKey
+from .environment import Evidence, Metrics, ModelDeployment
+from .gates import Breach, GateCheck, check_gate, check_trigger, printed
+from .judge import Judgement, Verdict, judge, requests_needed
+from .observations import Observations, VersionCounts, VersionKey
 from .predeployment import Phase
-from .release import Release, Stage
+from .release import Gate, Release, RollbackTrigger, Stage, statistical_bound
 from .types import format_duration, utc_text, version_label
 
 
@@ -78,10 +80,12 @@ def _decide_rollout(environment: str, model: str, dep: ModelDeployment, release:
     label = version_label(release.version)
     started = dep.stage_started_at
     elapsed = now - started if started is not None else None
+    judged: list[Judgement] = []  # every decision below carries the judgements made so far
 
     def decision(action: Action, reasons: list[str], **fields: object) -> Decision:
         base: dict[str, object] = {"stage": index, "next_stage": index, "weight": stage.weight,
-                                   "previous_weight": stage.weight, "time_in_stage": elapsed}
+                                   "previous_weight": stage.weight, "time_in_stage": elapsed,
+                                   "judgements": tuple(judged)}
         return Decision(environment, model, release.version, dep.stable, action, now,
                         reasons=tuple(reasons), **{**base, **fields})  # type: ignore[arg-type]
 
@@ -109,9 +113,23 @@ def _decide_rollout(environment: str, model: str, dep: ModelDeployment, release:
         return decision(Action.HOLD, [f"Prometheus unreachable: {obs.error}; holding: nothing advances or rolls "
                                       "back on missing data"], metrics_unreachable=True)
 
+    def weigh(check: Gate | RollbackTrigger) -> Judgement | str:
+        result = _judge_evidence(check, metrics, obs, cand, stable, started)
+        if isinstance(result, Judgement):
+            judged.append(result)
+        return result
+
     breaches = []
     unchecked = []
     for trigger in release.rollout.rollback_triggers:
+        if trigger.statistical:  # rolls back only on "worse" established; missing evidence holds
+            result = weigh(trigger)
+            if isinstance(result, str):
+                unchecked.append(f"rollback trigger on {trigger.metric} not checked: {result}")
+            elif result.verdict is Verdict.WORSE:
+                breaches.append(Breach(trigger.metric, result.estimate if result.estimate is not None else math.nan,
+                                       result.bound, result.limit, result.message))
+            continue
         error = obs.metric_error(trigger.metric)
         if error is not None:
             unchecked.append(f"rollback trigger on {trigger.metric} not checked: {error}")
@@ -167,7 +185,18 @@ def _decide_rollout(environment: str, model: str, dep: ModelDeployment, release:
                           f"{stage_text}"] + unchecked)
 
     candidate_fresh = _fresh(obs.last_sample.get(cand), fresh_limit)
-    checks = tuple(check_gate(
+    share = stage.weight / 100 if stage.weight else stage.mirror / (100 + stage.mirror)
+
+    def statistical_gate(gate: Gate) -> GateCheck:
+        result = weigh(gate)
+        if isinstance(result, str):
+            return GateCheck(gate.metric, Phase.ERROR, result)
+        evidence = metrics.queries[gate.metric].evidence
+        assert evidence is not None and started is not None  # judged: both were there
+        stable_counts = obs.evidence[gate.metric].since(stable, started, metrics.window)
+        return _statistical_check(result, evidence, stable_counts, share, label)
+
+    checks = tuple(statistical_gate(gate) if gate.statistical else check_gate(
         gate, obs.value(gate.metric, cand) if candidate_fresh else None,
         obs.value(gate.metric, stable) if stable_fresh else None, window=window,
         error=obs.metric_error(gate.metric), candidate_label=label,
@@ -198,6 +227,63 @@ def _decide_rollout(environment: str, model: str, dep: ModelDeployment, release:
         return _promote(decision, release, passed, checks, now, next_stage=index + 1)
     return decision(Action.ADVANCE, passed + [f"next: {_stage_text(index + 1, following)}"],
                     next_stage=index + 1, weight=following.weight, gates=checks)
+
+
+def _judge_evidence(check: Gate | RollbackTrigger, metrics: Metrics, obs: Observations, candidate: VersionKey,
+                    stable: VersionKey, started: datetime | None) -> Judgement | str:
+    """The judgement of a gate or trigger with a confidence on the counts since the stage began,
+    or why there is none (no evidence query, a failed query, no stage start): missing evidence is
+    never a verdict, so it holds and never rolls back."""
+    metric = check.metric
+    query = metrics.queries.get(metric)
+    evidence = query.evidence if query is not None else None
+    if evidence is None:
+        return (f"{metric} has no evidence query in the environment's catalog: add metrics.queries.{metric}.evidence "
+                "(docs/formats.md#evidence)")
+    history = obs.evidence.get(metric)
+    if history is None:
+        return f"{metric}: evidence was not queried"
+    if history.error is not None:
+        return f"{metric}: evidence query failed: {history.error}"
+    if started is None:
+        return f"{metric}: stage_started_at is not set, so there is no stage to count evidence over"
+    bound, limit = statistical_bound(check)
+    try:
+        return judge(metric, bound, limit, check.confidence or 0.0, evidence.kind, evidence.quantile,
+                     history.since(candidate, started, metrics.window), history.since(stable, started, metrics.window))
+    except ValueError as problem:  # a bound the evidence cannot test (validate says so too)
+        return str(problem)
+
+
+def _statistical_check(result: Judgement, evidence: Evidence, stable: VersionCounts, share: float,
+                       label: str) -> GateCheck:
+    """A gate with a confidence: passes on "not worse", fails on "worse", and otherwise says how
+    much more evidence would settle it."""
+    phase = {Verdict.NOT_WORSE: Phase.PASS, Verdict.WORSE: Phase.FAIL}.get(result.verdict, Phase.INCONCLUSIVE)
+    message = result.message
+    if phase is Phase.INCONCLUSIVE:
+        message += "; " + _still_needed(result, evidence, stable, share, label)
+    return GateCheck(result.metric, phase, message, result.estimate)
+
+
+def _still_needed(result: Judgement, evidence: Evidence, stable: VersionCounts, share: float, label: str) -> str:
+    """"about 2,100 more candidate requests would show it if v1.3.0 matches stable", planned on
+    stable's own rate or latency shape since the stage began (the catalog's defaults without any)."""
+    needed = requests_needed(result.bound, result.limit, result.confidence, evidence.kind, evidence.quantile,
+                             stable if stable.total > 0 else None, share) if share > 0 else None
+    if needed is None:
+        return "no amount of traffic at this stage's share can show it: loosen the limit or lower the confidence"
+    more = needed - result.candidate_trials
+    if more <= 0:
+        return f"the estimate is too close to the limit to settle yet; {label} needs more requests than planned"
+    return f"about {_about(more)} more candidate requests would show it if {label} matches stable"
+
+
+def _about(count: float) -> str:
+    """Two significant figures, for a plan: 2,134 -> "2,200" (rounded up), 87.2 -> "88"."""
+    whole = math.ceil(count)
+    step = 10 ** max(len(str(whole)) - 2, 0)
+    return f"{math.ceil(whole / step) * step:,}"
 
 
 def _promote(decision, release: Release, passed: list[str], checks: tuple, now: datetime,

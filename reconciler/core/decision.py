@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from .gates import Breach, GateCheck
+from .judge import Judgement
 
 
 class Action(StrEnum):
@@ -48,6 +49,7 @@ class Decision:
     reasons: tuple[str, ...] = ()
     gates: tuple[GateCheck, ...] = ()
     breaches: tuple[Breach, ...] = ()
+    judgements: tuple[Judgement, ...] = ()  # statistical gates and triggers weighed this pass (docs/judgement.md)
     standby_until: datetime | None = None  # PROMOTE: when the old stable will be retired
     time_in_stage: timedelta | None = None
     manual: bool = False
@@ -55,8 +57,13 @@ class Decision:
     notes: list[str] = field(default_factory=list, compare=False)  # what applying it reported (notifications)
 
     def to_dict(self) -> dict[str, object]:
-        return {
+        """The decision for machines (reconcile --json, webhooks); `judgements` only when there are
+        any, so the payload of a release without statistical gates stays as it was."""
+        fields: dict[str, object] = {
             "environment": self.environment, "model": self.model, "candidate": self.candidate,
             "action": str(self.action), "stage": self.stage, "next_stage": self.next_stage,
             "weight": self.weight, "reasons": list(self.reasons),
         }
+        if self.judgements:
+            fields["judgements"] = [j.to_dict() for j in self.judgements]
+        return fields

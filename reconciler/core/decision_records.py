@@ -17,6 +17,7 @@ Trailers are what machines read back (`git log --format=%(trailers)`, `reconcile
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
 from .decision import Action, Decision
@@ -99,7 +100,7 @@ def incident_record(decision: Decision, timeline: list[tuple[datetime, str]]) ->
     d = decision
     events = sorted(timeline + [(d.at, f"rolled back {d.candidate} ({'by hand' if d.manual else 'automatically'}); "
                                       f"traffic back to {d.stable}")], key=lambda e: e[0])
-    return {
+    record: dict[str, object] = {
         "incident": incident_id(d),
         "environment": d.environment, "model": d.model, "version": d.candidate, "stable": d.stable,
         "detected_at": utc_text(d.at), "manual": d.manual,
@@ -115,6 +116,19 @@ def incident_record(decision: Decision, timeline: list[tuple[datetime, str]]) ->
             "to retry, fix the release and cut a new version; to undo this rollback, git revert its commit",
         ],
     }
+    if d.judgements:  # the statistical evidence: estimate, interval, verdict (docs/judgement.md)
+        record["judgements"] = [{"metric": j.metric, "bound": j.bound, "limit": printed(j.limit),
+                                 "confidence": j.confidence, "estimate": _number_or_none(j.estimate),
+                                 "low": _number_or_none(j.low), "high": _number_or_none(j.high),
+                                 "verdict": str(j.verdict), "candidate_requests": printed(j.candidate_trials),
+                                 "stable_requests": printed(j.stable_trials), "message": j.message}
+                                for j in d.judgements]
+    return record
+
+
+def _number_or_none(value: float | None) -> float | int | None:
+    """YAML and JSON readers choke on inf: an unbounded end is null."""
+    return None if value is None or not math.isfinite(value) else printed(value)
 
 
 def incident_id(decision: Decision) -> str:

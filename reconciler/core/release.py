@@ -194,6 +194,11 @@ def _statistical_bound_problem(bounds: dict[str, float], confidence: float | Non
     return None
 
 
+def statistical_bound(check: Gate | RollbackTrigger) -> tuple[str, float]:
+    """The (bound, limit) a gate or trigger with a confidence tests: ("max_ratio_to_stable", 1.1)."""
+    return next((b, v) for b, v in check.bounds().items() if b in STATISTICAL_BOUNDS)
+
+
 class Gate(Frozen):
     """A check on live metrics: absolute bounds and/or bounds relative to stable over the same window.
 

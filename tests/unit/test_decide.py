@@ -21,7 +21,10 @@ from reconciler.adapters.repo_loader import load_repository
 from reconciler.core.decide import Revert, decide, respect_revert
 from reconciler.core.decision import Action, Decision
 from reconciler.core.environment import DEFAULT_QUERIES, Metrics, ModelDeployment
-from reconciler.core.observations import LAST_SAMPLE, REQUESTS, MetricValues, Observations, RequestHistory
+from reconciler.core.decision_records import incident_record
+from reconciler.core.judge import Verdict
+from reconciler.core.observations import (LAST_SAMPLE, REQUESTS, EvidenceHistory, MetricValues, Observations,
+                                          RequestHistory, VersionCounts)
 from reconciler.core.release import DEFAULT_STAGES, Release, Rollout
 from tests.conftest import ROOT
 
@@ -483,3 +486,130 @@ def test_decide_never_raises_on_empty_observations(release: Release, stage: int,
     assert decision.action is Action.HOLD
     assert decision.reasons[0] == ("stale data: no samples at all (max staleness 2m); holding until Prometheus "
                                    "has fresh samples")
+
+
+# --------------------------------------------------------------------------- statistical gates and triggers
+# docs/judgement.md: gates and triggers that state a confidence judge the counts since the stage
+# began (Observations.evidence) instead of the instant readings.
+
+STATISTICAL = with_rollout(
+    stages=[{"weight": 5, "min_duration": "1h", "gates": [
+                {"metric": "latency_p99_ms", "max_ratio_to_stable": 1.1, "confidence": 0.95},
+                {"metric": "error_rate", "max_increase_over_stable": 0.005, "confidence": 0.95}]},
+            {"weight": 25, "min_duration": "1h", "gates": [
+                {"metric": "error_rate", "max_increase_over_stable": 0.005, "confidence": 0.95}]},
+            {"weight": 100}],
+    rollback_triggers=[*EXAMPLE.rollout.rollback_triggers,
+                       {"metric": "error_rate", "max_increase_over_stable": 0.01, "confidence": 0.99},
+                       {"metric": "latency_p99_ms", "max_ratio_to_stable": 1.5, "confidence": 0.99}])
+LATENCY_BOUNDS = (100.0, 200.0, 400.0, 800.0, 1600.0, 3200.0, float("inf"))
+STABLE_LATENCY = (0.5, 0.4, 0.08, 0.015, 0.004, 0.001, 0.0)  # p99 about 667 ms
+SLOWER_LATENCY = (0.35, 0.45, 0.15, 0.0405, 0.0075, 0.002, 0.0)  # p99 about 795 ms: 1.19x
+MUCH_SLOWER = (0.1, 0.3, 0.3, 0.2, 0.07, 0.03, 0.0)  # p99 about 2,700 ms
+
+
+def histogram_counts(shape: tuple[float, ...], n: float) -> VersionCounts:
+    cumulative, total = [], 0.0
+    for share in shape:
+        total += share * n
+        cumulative.append(total)
+    return VersionCounts(buckets=tuple(zip(LATENCY_BOUNDS, cumulative)))
+
+
+def with_evidence(obs: Observations | None = None, *, requests: float = 100_000, share: float = 0.05,
+                  errors: tuple[float, float] = (0.004, 0.004), latency: tuple[tuple[float, ...], tuple[float, ...]]
+                  = (STABLE_LATENCY, STABLE_LATENCY), failed: dict[str, str] | None = None) -> Observations:
+    """`obs` (healthy by default) with evidence since the stage began: `requests` for the candidate,
+    stable serving the rest at `share`; `errors` and `latency` as (candidate, stable)."""
+    stable_requests = requests * (1 - share) / share
+    window_end = NOW - MINUTE  # one 5m window, inside any stage begun over 6 minutes ago
+    failed = failed or {}
+
+    def history(kind: str, counts: dict) -> EvidenceHistory:
+        return EvidenceHistory(kind, {key: ((window_end, c),) for key, c in counts.items()}, failed.get(name))
+
+    evidence = {}
+    name = "error_rate"
+    evidence[name] = history("proportion", {
+        CAND: VersionCounts(trials=requests, events=errors[0] * requests),
+        STABLE: VersionCounts(trials=stable_requests, events=errors[1] * stable_requests)})
+    name = "latency_p99_ms"
+    evidence[name] = history("histogram", {CAND: histogram_counts(latency[0], requests),
+                                           STABLE: histogram_counts(latency[1], stable_requests)})
+    return dataclasses.replace(obs or observe(), evidence=evidence)
+
+
+def statistical(id_: str, dep: ModelDeployment, obs: Observations, action: Action, **kwargs: Any) -> Any:
+    return case(id_, dep, obs, action, release=STATISTICAL, **kwargs)
+
+
+STATISTICAL_TABLE = [
+    statistical("gates not worse at 95% advance", deployment(0, 2 * HOUR), with_evidence(), Action.ADVANCE,
+                says=("latency_p99_ms 1.00x stable (95% CI 0.93x-1.07x) <= 1.10x: not worse than stable at 95% "
+                      "(100,000 vs 1,900,000 requests)", "next: stage 1 (25%)"), next_stage=1),
+    statistical("an inconclusive gate holds and says how many more requests would settle it",
+                deployment(0, 2 * HOUR), with_evidence(requests=2_000), Action.HOLD,
+                says=("inconclusive: latency_p99_ms 1.00x stable (95% CI 0.55x-2.26x), limit 1.10x: inconclusive at "
+                      "95% (2,000 vs 38,000 requests); about 44,000 more candidate requests would show it if v1.3.0 "
+                      "matches stable",)),
+    statistical("a gate worse than stable holds (the trigger's wider limit is not met)", deployment(0, 2 * HOUR),
+                with_evidence(latency=(SLOWER_LATENCY, STABLE_LATENCY)), Action.HOLD,
+                says=("fail: latency_p99_ms 1.19x stable (95% CI 1.15x-1.37x) > 1.10x: worse than stable at 95% "
+                      "(100,000 vs 1,900,000 requests)",)),
+    statistical("a gate worse than stable past the deadline pages", deployment(0, 4 * HOUR),
+                with_evidence(latency=(SLOWER_LATENCY, STABLE_LATENCY)), Action.PAGE),
+    *[statistical(f"an error rate worse than stable by more than 1 pp at 99% rolls back at stage {i}",
+                  deployment(i, 10 * MINUTE), with_evidence(errors=(0.03, 0.004)), Action.ROLLBACK,
+                  says=(f"error_rate +2.60 pp over stable (99% CI +2.33 pp to +2.89 pp) > +1.00 pp: worse than stable "
+                        f"at 99% (100,000 vs 1,900,000 requests) at stage {i} ({w}%)",), next_stage=None, weight=0)
+      for i, w in enumerate([5, 25, 100])],
+    statistical("a latency trigger rolls back before the stage's duration", deployment(0, 10 * MINUTE),
+                with_evidence(latency=(MUCH_SLOWER, STABLE_LATENCY)), Action.ROLLBACK),
+    statistical("too little evidence for a trigger neither rolls back nor holds by itself", deployment(1, 2 * HOUR),
+                with_evidence(requests=50, errors=(0.1, 0.004), share=0.25), Action.HOLD,
+                says=("inconclusive: error_rate +9.60 pp over stable (95% CI -4.29 pp to +30.14 pp), limit +0.50 pp: "
+                      "inconclusive at 95% (50 vs 150 requests); about 8,400 more candidate requests would show it "
+                      "if v1.3.0 matches stable",)),
+    statistical("a global incident (both versions degraded alike) is not the candidate's: it advances",
+                deployment(0, 2 * HOUR),
+                with_evidence(errors=(0.04, 0.04), latency=(MUCH_SLOWER, MUCH_SLOWER)), Action.ADVANCE),
+    statistical("a failed evidence query holds, never rolls back", deployment(0, 2 * HOUR),
+                with_evidence(errors=(0.03, 0.004), failed={"error_rate": "timeout"}), Action.HOLD,
+                says=("error: error_rate: evidence query failed: timeout",
+                      "rollback trigger on error_rate not checked: error_rate: evidence query failed: timeout")),
+    statistical("evidence nobody queried holds, never rolls back", deployment(0, 2 * HOUR), observe(), Action.HOLD,
+                says=("error: latency_p99_ms: evidence was not queried",
+                      "rollback trigger on latency_p99_ms not checked: latency_p99_ms: evidence was not queried")),
+    statistical("no evidence at all for either version holds", deployment(0, 2 * HOUR),
+                with_evidence(requests=0), Action.HOLD,
+                says=("inconclusive: error_rate: no data yet, limit +0.50 pp: inconclusive at 95% (0 vs 0 requests); "
+                      "about 13,000 more candidate requests would show it if v1.3.0 matches stable",)),
+]
+
+
+@pytest.mark.parametrize(("release", "dep", "obs", "action", "says", "fields"), STATISTICAL_TABLE)
+def test_statistical_decision_table(release: Release, dep: ModelDeployment, obs: Observations, action: Action,
+                                    says: tuple[str, ...], fields: dict[str, Any]) -> None:
+    decision = one(release, dep, obs)
+    assert decision.action is action, decision.reasons
+    for reason in says:
+        assert reason in decision.reasons, decision.reasons
+    for name, value in fields.items():
+        assert getattr(decision, name) == value
+
+
+def test_judgements_ride_on_the_decision_its_json_and_the_incident_record() -> None:
+    rolled_back = one(STATISTICAL, deployment(0, 10 * MINUTE), with_evidence(errors=(0.03, 0.004)))
+    assert rolled_back.action is Action.ROLLBACK
+    worse = [j for j in rolled_back.judgements if j.verdict is Verdict.WORSE]
+    assert [(j.metric, j.bound, j.limit, j.confidence) for j in worse] == [
+        ("error_rate", "max_increase_over_stable", 0.01, 0.99)]
+    assert worse[0].estimate == pytest.approx(0.026) and worse[0].low > 0.01
+    assert rolled_back.breaches[0].message == worse[0].message
+    as_json = rolled_back.to_dict()["judgements"]
+    assert {"metric": "error_rate", "verdict": "worse", "confidence": 0.99, "limit": 0.01}.items() \
+        <= as_json[0].items()
+    record = incident_record(rolled_back, [])
+    assert record["judgements"][0]["verdict"] == "worse"
+    assert record["judgements"][0]["estimate"] == pytest.approx(0.026)
+    assert "judgements" not in one(EXAMPLE, deployment(1, 2 * HOUR), observe()).to_dict()  # unchanged without
