@@ -43,11 +43,12 @@ import platform
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -85,7 +86,7 @@ LATENCY_METRIC = "e2e_latency_p99_seconds"  # vLLM's e2e histogram: the default 
 GATE_CONFIDENCE, TRIGGER_CONFIDENCE = 0.95, 0.99
 MIN_DURATION_MIN = 10  # like Flagger's 10 iterations of 1m
 DEADLINE_MIN = 720  # 12h: the stage's progress deadline (hold and page): the simulated horizon
-PASS_EVERY_MIN = 10
+PASS_EVERY_MIN = 15
 EVIDENCE_WINDOW_MIN = 5  # Metrics.window, Sluice's default
 
 START = datetime(2026, 12, 1, tzinfo=UTC)
@@ -304,12 +305,31 @@ class ObservationBuilder:
         del LAST_SAMPLE, REQUESTS  # the names the adapter would read; here the values are built directly
 
 
+@contextmanager
+def without_planning_reasons() -> Iterator[None]:
+    """`decide` without the "about N more candidate requests would show it" sentence of a held
+    gate: `requests_needed` answers None (decide then says no amount of traffic would; the action
+    is the same). Planning re-solves the test by bisection on every held pass and was about 2/3
+    of a pass's time here; `--plan-reasons` keeps it (tests/unit/test_bench_judge.py checks
+    that the decisions are the same)."""
+    import reconciler.core.decide as decide_module
+
+    real = decide_module.requests_needed
+    decide_module.requests_needed = lambda *args, **kwargs: None
+    try:
+        yield
+    finally:
+        decide_module.requests_needed = real
+
+
 def sluice_rollout(h: Histories, i: int, setup: SluiceSetup, pass_every: int, keep: bool = False
                    ) -> tuple[int, float, list[Any]]:
     """Run `decide` every `pass_every` minutes on rollout i until it rolls back, advances, or the
     stage's progress deadline pages (undecided). Returns (decision, minute, decisions kept)."""
-    from reconciler.core.decide import decide
+    from reconciler.core import decide as decide_module
     from reconciler.core.decision import Action
+
+    decide = decide_module.decide
 
     weight = int(round(h.weight[i] * 100))
     release = setup.releases[weight]
@@ -339,11 +359,12 @@ def decide_judges_evidence() -> bool:
     return any(f.name == "judgements" for f in dataclasses.fields(Decision))
 
 
-def sluice_judge(h: Histories, pass_every: int) -> Outcomes:
+def sluice_judge(h: Histories, pass_every: int, plan_reasons: bool = False) -> Outcomes:
     setup = sluice_setup(tuple(sorted({int(round(w * 100)) for w in h.weight})))
     out = Outcomes.empty(h.rollouts)
-    for i in range(h.rollouts):
-        out.decision[i], out.minutes[i], _ = sluice_rollout(h, i, setup, pass_every)
+    with nullcontext() if plan_reasons else without_planning_reasons():
+        for i in range(h.rollouts):
+            out.decision[i], out.minutes[i], _ = sluice_rollout(h, i, setup, pass_every)
     out.requests = _served_until(h, out.minutes)
     return out
 
@@ -359,6 +380,7 @@ class Settings:
     window: int = FIXED_WINDOW_MIN
     sweep: tuple[int, ...] = FIXED_WINDOW_SWEEP_MIN
     threshold_latency: float = THRESHOLD_LATENCY_OVER_BASELINE
+    plan_reasons: bool = False
     buckets: str = "vllm"
     seed: int = 0
     chunk: int = 50
@@ -388,7 +410,7 @@ def run_chunk(settings: Settings, condition: str, chunk: int) -> dict[str, Outco
             if window != settings.window:
                 results[f"fixed_window_{window}m"] = fixed_window_judge(h, window, metrics)
     if "sluice" in settings.judges:
-        results["sluice"] = sluice_judge(h, settings.pass_every)
+        results["sluice"] = sluice_judge(h, settings.pass_every, settings.plan_reasons)
     return results
 
 
@@ -576,9 +598,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="more fixed windows to compare with (the 0.5x target); empty: none")
     parser.add_argument("--threshold-latency", type=float, default=THRESHOLD_LATENCY_OVER_BASELINE,
                         help="the threshold judge's p99 maximum, x stable's long-run p99 (default 1.25)")
+    parser.add_argument("--plan-reasons", action="store_true",
+                        help="let decide plan the requests a held gate still needs on every pass (slow; same decisions)")
     parser.add_argument("--buckets", choices=sorted(BUCKETS), default="vllm", help="latency histogram boundaries")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--chunk", type=int, default=50, help="rollouts per unit of work (and per seed)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
 
@@ -590,7 +615,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(rollouts=args.rollouts, conditions=conditions, judges=judges,
                         pass_every=parse_minutes(args.pass_every), window=parse_minutes(args.window),
                         sweep=tuple(parse_minutes(w) for w in args.sweep.split(",") if w),
-                        threshold_latency=args.threshold_latency, buckets=args.buckets, seed=args.seed,
+                        threshold_latency=args.threshold_latency, plan_reasons=args.plan_reasons, buckets=args.buckets, seed=args.seed, chunk=args.chunk,
                         workers=max(1, args.workers))
     table_ = latency_table(settings.buckets, settings.seed, settings.model)
     print(f"bench_judge: {settings.rollouts:,} rollouts x {len(conditions)} conditions, horizon {DEADLINE_MIN}m, "

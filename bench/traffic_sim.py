@@ -17,8 +17,10 @@ The model (every number is a `TrafficModel` field; bench/README.md says why each
   latency is scaled by the load (more requests, bigger batches, slower decoding) by
   (rate / mean rate) ** `load_latency_exponent`, for both versions alike.
 - Errors: a 5xx share of `base_error_rate` that grows with load squared (overload: timeouts,
-  rejected requests), and per version, independently, short blips (a pod restarts: 10% of that
-  version's requests fail for 2 minutes, about one per `blip_every_min`).
+  rejected requests), and pod restarts: every pod restarts about once per `restart_every_h`,
+  and for `restart_minutes` 10% of its share of its version's requests fail. The canary runs
+  `canary_pods` pods and stable (1 - weight) / weight times as many, so both versions lose the
+  same share of requests on average, but the canary's losses come in rare, large clumps.
 - Conditions: the candidate's latency x (1 + effect), or its 5xx share + effect; a global
   incident degrades both versions exactly alike for 20-60 minutes from within the stage's first
   10 (latency x1.8, 5xx +5 pp), so it falls inside every judge's analysis.
@@ -68,9 +70,10 @@ class TrafficModel:
     tpot_sigma: float = 0.2
     load_latency_exponent: float = 0.3
     base_error_rate: float = 0.002
-    blip_every_min: float = 360.0
-    blip_minutes: int = 2
-    blip_error_rate: float = 0.10
+    restart_every_h: float = 48.0  # per pod: OOM, an NCCL error, a node drained
+    restart_minutes: int = 2
+    restart_error_rate: float = 0.10  # of the restarting pod's requests: the ones in flight
+    canary_pods: int = 1  # stable runs (1 - weight) / weight times as many, sized to its traffic
     sample_size: int = 1_000_000
 
 
@@ -186,10 +189,14 @@ def simulate(condition: Condition, rollouts: int, minutes: int, table: LatencyTa
 
     latency = np.repeat((load ** model.load_latency_exponent)[:, :, None], 2, axis=2)
     error_rate = np.repeat((model.base_error_rate * load ** 2)[:, :, None], 2, axis=2)
-    blips = rng.random((r, t, 2)) < 1 / model.blip_every_min
-    for shift in range(1, model.blip_minutes):
-        blips[:, shift:, :] |= blips[:, :-shift, :]
-    error_rate = error_rate + blips * model.blip_error_rate
+    pods = np.stack([np.maximum(np.rint(model.canary_pods * (1 - weight) / weight), 1),
+                     np.full(r, model.canary_pods)], axis=-1)  # (R, 2)
+    restarts = rng.binomial(np.broadcast_to(pods[:, None, :].astype(np.int64), (r, t, 2)),
+                            1 / (model.restart_every_h * 60))
+    restarting = restarts.copy()
+    for shift in range(1, model.restart_minutes):
+        restarting[:, shift:, :] += restarts[:, :-shift, :]
+    error_rate = error_rate + np.minimum(restarting / pods[:, None, :], 1.0) * model.restart_error_rate
     latency[:, :, CANDIDATE] *= condition.latency_factor
     error_rate[:, :, CANDIDATE] += condition.error_increase
     if condition.incident:
