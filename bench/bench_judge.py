@@ -279,8 +279,7 @@ class ObservationBuilder:
         return found
 
     def at(self, minute: int) -> Any:
-        from reconciler.core.observations import (
-            LAST_SAMPLE, REQUESTS, EvidenceHistory, MetricValues, Observations, RequestHistory)
+        from reconciler.core.observations import EvidenceHistory, MetricValues, Observations, RequestHistory
 
         ends = list(range(minute, 0, -self.window))[::-1]
         windows = [self._window(end) for end in ends]
@@ -292,7 +291,8 @@ class ObservationBuilder:
         now = START + timedelta(minutes=minute)
         return Observations(
             at=now,
-            metrics={LATENCY_METRIC: MetricValues(LATENCY_METRIC, p99), "error_rate": MetricValues("error_rate", error_rate)},
+            metrics={LATENCY_METRIC: MetricValues(LATENCY_METRIC, p99),
+                     "error_rate": MetricValues("error_rate", error_rate)},
             requests=RequestHistory({keys[v]: tuple((w[v][0], w[v][1]) for w in windows) for v in (STABLE, CANDIDATE)}),
             last_sample={key: now - timedelta(seconds=15) for key in keys},  # both scraped every 15 s
             evidence={
@@ -302,7 +302,6 @@ class ObservationBuilder:
                                                              for v in (STABLE, CANDIDATE)}),
             },
             queries=6)
-        del LAST_SAMPLE, REQUESTS  # the names the adapter would read; here the values are built directly
 
 
 @contextmanager
@@ -599,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threshold-latency", type=float, default=THRESHOLD_LATENCY_OVER_BASELINE,
                         help="the threshold judge's p99 maximum, x stable's long-run p99 (default 1.25)")
     parser.add_argument("--plan-reasons", action="store_true",
-                        help="let decide plan the requests a held gate still needs on every pass (slow; same decisions)")
+                        help="let decide plan the requests a held gate still needs, every pass (slow; same decisions)")
     parser.add_argument("--buckets", choices=sorted(BUCKETS), default="vllm", help="latency histogram boundaries")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
@@ -615,7 +614,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(rollouts=args.rollouts, conditions=conditions, judges=judges,
                         pass_every=parse_minutes(args.pass_every), window=parse_minutes(args.window),
                         sweep=tuple(parse_minutes(w) for w in args.sweep.split(",") if w),
-                        threshold_latency=args.threshold_latency, plan_reasons=args.plan_reasons, buckets=args.buckets, seed=args.seed, chunk=args.chunk,
+                        threshold_latency=args.threshold_latency, plan_reasons=args.plan_reasons,
+                        buckets=args.buckets, seed=args.seed, chunk=args.chunk,
                         workers=max(1, args.workers))
     table_ = latency_table(settings.buckets, settings.seed, settings.model)
     print(f"bench_judge: {settings.rollouts:,} rollouts x {len(conditions)} conditions, horizon {DEADLINE_MIN}m, "
@@ -642,7 +642,8 @@ def main(argv: list[str] | None = None) -> int:
         for t in found:
             status = "PASS" if t.met else "n/a " if t.met is None else "MISS"
             print(f"  {status}  {t.name}: {t.detail}")
-    print(f"\n{elapsed:.0f} s on {settings.workers} workers, Python {platform.python_version()}, numpy {np.__version__}")
+    print(f"\n{elapsed:.0f} s on {settings.workers} workers, Python {platform.python_version()}, "
+          f"numpy {np.__version__}")
     if args.json:
         args.json.write_text(json.dumps({j: figs[j] for j in JUDGES if j in figs}, indent=2) + "\n")
     return 1 if args.strict and any(t.met is False for t in found) else 0

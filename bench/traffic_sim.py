@@ -128,7 +128,8 @@ class LatencyTable:
         self.sample = np.sort(request_latencies(model, np.random.default_rng([seed, 1]), model.sample_size))
         self.boundaries = np.asarray(boundaries)
         self.grid = np.geomspace(self.GRID_LOW, self.GRID_HIGH, self.GRID_STEPS)
-        cdf = np.searchsorted(self.sample, self.boundaries[None, :] / self.grid[:, None], side="right") / len(self.sample)
+        scaled = self.boundaries[None, :] / self.grid[:, None]
+        cdf = np.searchsorted(self.sample, scaled, side="right") / len(self.sample)
         self.probabilities = np.diff(np.concatenate([np.zeros((len(self.grid), 1)), cdf, np.ones((len(self.grid), 1))],
                                                     axis=1), axis=1)  # (grid, buckets + 1), +Inf last
 

@@ -123,3 +123,22 @@ def test_sluice_judge_is_the_reconcilers_decide(table, monkeypatch):
     assert kept[-1] is calls[-1][0]
     assert minute == 10 * len(kept)
     assert decision == {Action.ROLLBACK: ROLLBACK, Action.PROMOTE: ADVANCE}[kept[-1].action]
+
+
+def test_sluice_rolls_back_on_the_judgement_of_a_statistical_trigger(table):
+    h = histories("errors_2pp", 1, table, seed=5)
+    h.weight[:] = 0.05
+    decision, _, kept = sluice_rollout(h, 0, sluice_setup((5,)), pass_every=10, keep=True)
+    assert decision == ROLLBACK
+    worse = [j for j in kept[-1].judgements if j.verdict == "worse"]
+    assert [j.metric for j in worse] == ["error_rate"] and worse[0].confidence == 0.99
+    assert "worse than stable at 99%" in kept[-1].reasons[0]
+
+
+def test_leaving_out_the_planning_sentence_changes_no_decision(table):
+    h = histories("latency_25", 3, table, seed=2, minutes=240)
+    planned = bench_judge.sluice_judge(h, 30, plan_reasons=True)
+    fast = bench_judge.sluice_judge(h, 30)
+    assert (fast.decision == ROLLBACK).any() and (fast.minutes > 30).any()  # held (gates planned) before deciding
+    assert (planned.decision == fast.decision).all()
+    assert np.array_equal(planned.minutes, fast.minutes, equal_nan=True)
