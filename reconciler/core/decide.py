@@ -5,7 +5,9 @@ Order of checks, every pass, at every stage (docs/runbook.md "How the reconciler
 
 1. Prometheus unreachable: hold (and `reconcile` exits 3). Nothing is known, so nothing moves,
    and nothing healthy is rolled back.
-2. Rollback triggers on the candidate (metric > max or < min): roll back.
+2. Rollback triggers on the candidate (metric > max or < min): roll back. A trigger with a
+   `confidence` rolls back once "worse than stable" is established on the evidence since the
+   stage began (docs/judgement.md); a failed or missing evidence query leaves it unchecked (hold).
 3. Dead man's switch: a candidate that holds traffic (or mirrored traffic) but has sent no sample
    for longer than its `max_silence` is rolled back, provided the environment's data is otherwise
    fresh (another version still reports, so the silence is the candidate's own).
@@ -13,7 +15,10 @@ Order of checks, every pass, at every stage (docs/runbook.md "How the reconciler
    newest sample of the environment is older than `max_staleness`): hold.
 5. The stage's minimum duration has not passed: wait.
 6. Too few requests served in the stage for the comparison to mean anything: hold.
-7. Any gate not passing on fresh data: hold, with each gate's reading.
+7. Any gate not passing on fresh data: hold, with each gate's reading. A gate with a
+   `confidence` passes once "not worse than stable" is established; inconclusive, it holds and
+   says about how many more candidate requests would settle it; without evidence (a failed
+   query), it holds as a query error does. The judgements ride on the decision (`judgements`).
    Past the stage's progress deadline (`Rollout.progress_deadline_of`), a hold of 6 or 7 on the
    stage's own evidence (requests counted, a gate failing or without data) takes the release's
    `on_progress_deadline`: rollback, or page (a hold that notifies once per stage, recorded as

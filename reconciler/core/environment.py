@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, AwareDatetime, Field, ValidationInfo, field_validator, model_validator
 
 from .types import DNS_LABEL, MAX_NODES, DnsLabel, Email, Fraction, Frozen, PositiveDuration, SemVer, format_duration
+from .schema_errors import VALUE_ERROR_FIX
 from .urls import prometheus_url_problem
 
 #: Placeholders a query template may use; each value is validated before it is interpolated.
@@ -83,14 +84,18 @@ class Evidence(Frozen):
     def _queries_of_its_kind(self) -> Evidence:
         if self.kind == "histogram":
             if self.quantile is None or self.buckets is None:
-                raise ValueError("a histogram evidence needs quantile (e.g. 0.99) and buckets (a query by version and le)")
+                raise ValueError(f"a histogram evidence needs quantile and buckets{VALUE_ERROR_FIX}add `quantile: 0.99` and "
+                                 "`buckets:`, a query of the _bucket series' increase over $window by version and le")
             if self.events is not None or self.trials is not None:
-                raise ValueError("a histogram evidence has no events or trials: remove them, or use kind: proportion")
+                raise ValueError(f"a histogram evidence has no events or trials{VALUE_ERROR_FIX}remove them, or use "
+                                 "`kind: proportion`")
         else:
             if self.events is None or self.trials is None:
-                raise ValueError("a proportion evidence needs events and trials (two queries by version)")
+                raise ValueError(f"a proportion evidence needs events and trials{VALUE_ERROR_FIX}add `events:` and `trials:`, "
+                                 "two queries of increase over $window by version (e.g. 5xx responses and all requests)")
             if self.quantile is not None or self.buckets is not None:
-                raise ValueError("a proportion evidence has no quantile or buckets: remove them, or use kind: histogram")
+                raise ValueError(f"a proportion evidence has no quantile or buckets{VALUE_ERROR_FIX}remove them, or use "
+                                 "`kind: histogram`")
         return self
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Iterator, Literal
 
 from pydantic import AwareDatetime, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from .huggingface import COMMIT as HF_COMMIT
 from .huggingface import base_model_revision_problem
+from .schema_errors import VALUE_ERROR_FIX
 from .types import (
     ArtifactUri,
     BaseModelSource,
@@ -188,8 +189,8 @@ def _statistical_bound_problem(bounds: dict[str, float], confidence: float | Non
         return None
     if len(relative) != 1 or others:
         stated = ", ".join(sorted(bounds)) or "no bound"
-        return (f"a {what} with confidence tests one effect against stable, but states {stated}: keep exactly one "
-                "of max_ratio_to_stable or max_increase_over_stable, and put other bounds in a separate "
+        return (f"a {what} with confidence tests one effect against stable, but states {stated}{VALUE_ERROR_FIX}keep "
+                "exactly one of max_ratio_to_stable or max_increase_over_stable, and put other bounds in a separate "
                 f"{what} without confidence")
     return None
 
@@ -199,7 +200,18 @@ def statistical_bound(check: Gate | RollbackTrigger) -> tuple[str, float]:
     return next((b, v) for b, v in check.bounds().items() if b in STATISTICAL_BOUNDS)
 
 
-class Gate(Frozen):
+class _Check(Frozen):
+    """What gates and triggers share: bounds on one metric, and a confidence that makes them a test."""
+
+    def bounds(self) -> dict[str, float]:
+        return {k: v for k, v in self.model_dump(exclude={"metric", "confidence"}).items() if v is not None}
+
+    @property
+    def statistical(self) -> bool:
+        return getattr(self, "confidence") is not None
+
+
+class Gate(_Check):
     """A check on live metrics: absolute bounds and/or bounds relative to stable over the same window.
 
     Example: `{metric: latency_p99_ms, max_ratio_to_stable: 1.2}` passes while the candidate's p99
@@ -227,13 +239,6 @@ class Gate(Frozen):
             raise ValueError(problem)
         return self
 
-    def bounds(self) -> dict[str, float]:
-        return {k: v for k, v in self.model_dump(exclude={"metric", "confidence"}).items() if v is not None}
-
-    @property
-    def statistical(self) -> bool:
-        return self.confidence is not None
-
 
 class Stage(Frozen):
     weight: Percent = Field(description="percent of user traffic served by the candidate")
@@ -247,7 +252,7 @@ class Stage(Frozen):
                     "rollout.on_progress_deadline applies; unset: the rollout's progress_deadline")
 
 
-class RollbackTrigger(Frozen):
+class RollbackTrigger(_Check):
     """R = 1 when the candidate's metric is above `max` or below `min`, at any stage, on every pass.
 
     A relative trigger is always a sequential test: `{metric: error_rate, max_increase_over_stable:
@@ -266,19 +271,13 @@ class RollbackTrigger(Frozen):
     def _relative_needs_confidence(self) -> RollbackTrigger:
         relative = [b for b in STATISTICAL_BOUNDS if getattr(self, b) is not None]
         if relative and self.confidence is None:
-            raise ValueError(f"a trigger with {relative[0]} compares with stable on evidence: state confidence "
-                             "(e.g. confidence: 0.99), so noise alone never rolls back")
+            raise ValueError(f"a trigger with {relative[0]} compares with stable on the evidence, so it needs a "
+                             f"confidence{VALUE_ERROR_FIX}add `confidence: 0.99` (noise alone then never rolls back), "
+                             "or use max/min")
         problem = _statistical_bound_problem(self.bounds(), self.confidence, "trigger")
         if problem:
             raise ValueError(problem)
         return self
-
-    def bounds(self) -> dict[str, float]:
-        return {k: v for k, v in self.model_dump(exclude={"metric", "confidence"}).items() if v is not None}
-
-    @property
-    def statistical(self) -> bool:
-        return self.confidence is not None
 
 
 class DeadMansSwitch(Frozen):
@@ -377,6 +376,16 @@ class Rollout(Frozen):
         stage = self.stages[index]
         return (stage.progress_deadline or self.progress_deadline
                 or max(DEADLINE_FACTOR * stage.min_duration, MIN_DEFAULT_DEADLINE))
+
+    def statistical_checks(self) -> Iterator[tuple[tuple[str | int, ...], Gate | RollbackTrigger]]:
+        """Every gate and trigger with a confidence, with its YAML path under `rollout`."""
+        for i, stage in enumerate(self.stages):
+            for j, gate in enumerate(stage.gates):
+                if gate.statistical:
+                    yield ("stages", i, "gates", j), gate
+        for k, trigger in enumerate(self.rollback_triggers):
+            if trigger.statistical:
+                yield ("rollback_triggers", k), trigger
 
     def gate_metrics(self) -> set[str]:
         """Every metric name the rollout reads: the environment must define a query for each."""

@@ -52,6 +52,10 @@ def _document_path(data: Any, loc: tuple[PathPart, ...], kind: str) -> YamlPath:
     return tuple(found)
 
 
+#: Splits a model validator's ValueError into the problem and its fix (release.py's statistical bounds).
+VALUE_ERROR_FIX = "; fix: "
+
+
 def _explain(model: type[BaseModel], path: YamlPath, err: dict[str, Any]) -> tuple[str, str]:
     kind, msg, value = err["type"], err["msg"], err.get("input")
     name = path[-1] if path else ""
@@ -63,8 +67,9 @@ def _explain(model: type[BaseModel], path: YamlPath, err: dict[str, Any]) -> tup
         close = difflib.get_close_matches(str(name), allowed, n=1)
         hint = f"did you mean `{close[0]}`?" if close else f"allowed here: {', '.join(allowed)}"
         return f"unknown field `{name}`", f"{hint} (remove it or fix its spelling)"
-    if kind == "value_error":
-        return msg.removeprefix("Value error, "), "correct the value"
+    if kind == "value_error":  # a validator may say its own fix: "what is wrong; fix: what to do"
+        problem, _, fix = msg.removeprefix("Value error, ").partition(VALUE_ERROR_FIX)
+        return problem, fix or "correct the value"
     if kind in ("datetime_type", "datetime_parsing", "datetime_from_date_parsing") and isinstance(value, str) \
             and _reads_as_time(value):
         return f"{value!r} is quoted, so YAML reads it as text, not a time", \

@@ -207,6 +207,16 @@ def test_latency_worse_not_worse_and_inconclusive():
     assert latency_judgement(few, stable).verdict is Verdict.INCONCLUSIVE
 
 
+@pytest.mark.parametrize("stable_requests", [500, 2_000, 10_000])
+def test_a_candidate_identical_to_stable_is_never_worse_when_stables_quantile_is_the_uncertain_one(stable_requests):
+    """The candidate has a million requests (its tail is known exactly), stable few (its p99 is
+    wide). "Worse" must test the candidate's tail above r x stable's *upper* bound: testing it
+    above r x the lower bound (as first specified) calls this identical candidate worse in all three rows."""
+    stable = histogram([x * stable_requests for x in STABLE_SHAPE])
+    candidate = histogram([x * 1_000_000 for x in STABLE_SHAPE])
+    assert latency_judgement(candidate, stable).verdict is Verdict.INCONCLUSIVE
+
+
 def test_latency_edges():
     stable = histogram([x * 100_000 for x in STABLE_SHAPE])
     empty = histogram([0] * 7)

@@ -18,6 +18,7 @@ from reconciler.adapters.yaml_source import parse_yaml
 from reconciler.core.environment import (
     DEFAULT_QUERIES,
     Environment,
+    Evidence,
     Metrics,
     MetricQuery,
     ModelDeployment,
@@ -33,6 +34,7 @@ from reconciler.core.release import (
     RollbackTrigger,
     Rollout,
     Stage,
+    statistical_bound,
 )
 from reconciler.core.types import (
     ArtifactUri,
@@ -844,3 +846,53 @@ def test_default_blue_green_checks_gate_the_zero_stage() -> None:
     stage0 = Rollout(strategy="blue-green").stages[0]
     assert {g.metric: g.bounds() for g in stage0.gates} == {
         "error_rate": {"max": 0.01}, "latency_p99_ms": {"max_ratio_to_stable": 1.2}}
+
+
+# --------------------------------------------------------------------------- evidence and confidence (docs/judgement.md)
+
+@pytest.mark.parametrize(("fields", "problem"), [
+    ({"kind": "histogram", "buckets": "sum by (app, version, le) (increase(x_bucket[$window]))"}, "needs quantile"),
+    ({"kind": "histogram", "quantile": 0.99, "buckets": "b", "events": "e"}, "has no events or trials"),
+    ({"kind": "proportion", "events": "e"}, "needs events and trials"),
+    ({"kind": "proportion", "events": "e", "trials": "t", "quantile": 0.99}, "has no quantile or buckets"),
+    ({"kind": "histogram", "quantile": 1.0, "buckets": "b"}, "less than 1"),
+    ({"kind": "proportion", "events": "e[$windo]", "trials": "t"}, "unknown placeholder"),
+])
+def test_evidence_states_the_queries_of_its_kind(fields: dict, problem: str) -> None:
+    with pytest.raises(ValidationError, match=problem):
+        Evidence(**fields)
+
+
+def test_the_default_catalog_has_evidence_for_latency_and_errors() -> None:
+    kinds = {name: (q.evidence.kind, q.evidence.quantile) for name, q in DEFAULT_QUERIES.items() if q.evidence}
+    assert kinds == {"error_rate": ("proportion", None), "latency_p99_ms": ("histogram", 0.99),
+                     "ttft_p99_seconds": ("histogram", 0.99), "tpot_p99_seconds": ("histogram", 0.99),
+                     "e2e_latency_p99_seconds": ("histogram", 0.99)}
+    assert "le" in DEFAULT_QUERIES["latency_p99_ms"].evidence.buckets  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("rps", [0, -1, 1e6 + 1])
+def test_expected_rps_is_positive_and_bounded(rps: float) -> None:
+    with pytest.raises(ValidationError, match="expected_rps"):
+        ModelDeployment(stable="1.2.0", pool="a100", expected_rps=rps)
+
+
+@pytest.mark.parametrize(("confidence", "ok"), [(0.5, True), (0.999, True), (0.49, False), (1.0, False)])
+def test_confidence_lies_in_one_half_to_one(confidence: float, ok: bool) -> None:
+    def make() -> Gate:
+        return Gate(metric="error_rate", max_increase_over_stable=0.005, confidence=confidence)
+    if ok:
+        assert statistical_bound(make()) == ("max_increase_over_stable", 0.005)
+    else:
+        with pytest.raises(ValidationError, match="confidence"):
+            make()
+
+
+def test_a_statistical_trigger_has_exactly_one_relative_bound() -> None:
+    trigger = RollbackTrigger(metric="latency_p99_ms", max_ratio_to_stable=1.5, confidence=0.99)
+    assert statistical_bound(trigger) == ("max_ratio_to_stable", 1.5)
+    with pytest.raises(ValidationError, match="states max, max_ratio_to_stable"):
+        RollbackTrigger(metric="latency_p99_ms", max=4000, max_ratio_to_stable=1.5, confidence=0.99)
+    with pytest.raises(ValidationError, match="needs a confidence"):
+        RollbackTrigger(metric="latency_p99_ms", max_increase_over_stable=100)
+    assert Gate(metric="latency_p99_ms", max=4000, max_ratio_to_stable=1.5).confidence is None  # unchanged

@@ -390,6 +390,25 @@ CASES = [
          "gate-metrics", ERROR, STAGING, "models.chat-assistant.candidate",
          "gates on hallucination_rate, refusal_rate, which",
          (r"^models:", r"chat-assistant:", r"candidate:")),
+    # gate-evidence
+    Case("a confidence on a metric with no evidence query cannot be judged",
+         edit(R13, set_(("rollout", "stages", 3, "gates", 0, "confidence"), 0.95)),
+         "gate-evidence", ERROR, R13, "rollout.stages[3].gates[0].confidence",
+         "staging: safety_violation_rate has no evidence query, so a confidence on it cannot be judged",
+         (r"safety_violation_rate, max_increase", r"confidence")),
+    Case("a statistical trigger needs evidence too",
+         edit(R13, append(("rollout", "rollback_triggers"),
+                          {"metric": "quality_score", "max_increase_over_stable": 0.1, "confidence": 0.99})),
+         "gate-evidence", ERROR, R13, "rollout.rollback_triggers[4].confidence",
+         "staging: quality_score has no evidence query",
+         (r"- metric: quality_score$", r"confidence")),
+    Case("a latency histogram is judged as a ratio, not an increase",
+         edit(R13, append(("rollout", "stages", 2, "gates"),
+                          {"metric": "latency_p99_ms", "max_increase_over_stable": 100, "confidence": 0.95})),
+         "gate-evidence", ERROR, R13, "rollout.stages[2].gates[2].max_increase_over_stable",
+         "staging: latency_p99_ms is a latency histogram: its quantile is judged as a ratio to stable, not by "
+         "max_increase_over_stable",
+         (r"- metric: latency_p99_ms$", r"max_increase_over_stable")),
     # predeployment-gates
     Case("toxicity at the 0.05 limit blocks the candidate",
          edit(R13, set_(("evaluation", "toxicity"), 0.05)),
@@ -488,7 +507,7 @@ def test_every_registered_rule_has_a_case() -> None:
     assert set(RULES) == {c.rule for c in CASES}
     assert set(RULES) == {
         "release-location", "unique-version", "rollout-stages", "bounds", "lineage-parent", "environment-name",
-        "gpu-pools", "pointers", "stage", "gpu-placement", "capacity", "object-names", "gate-metrics", "predeployment-gates",
+        "gpu-pools", "pointers", "stage", "gpu-placement", "capacity", "object-names", "gate-metrics", "gate-evidence", "predeployment-gates",
         "approvals", "semver", "candidate-newer", "secrets"}
 
 
@@ -551,6 +570,12 @@ CLEAN = [
           edit(STAGING, set_(("metrics", "queries"),
                              {"hallucination_rate": {"query": "avg by (app, version) (h[$window])",
                                                      "labels": {"app": "app", "version": "version"}}})))),
+    ("statistical gates and triggers on the catalog's evidence are valid",
+     edit(R13, set_(("rollout", "stages", 2, "gates", 1, "confidence"), 0.95),
+          set_(("rollout", "stages", 1, "gates", 0), {"metric": "latency_p99_ms", "max_ratio_to_stable": 1.1,
+                                                      "confidence": 0.95}),
+          append(("rollout", "rollback_triggers"),
+                 {"metric": "error_rate", "max_increase_over_stable": 0.01, "confidence": 0.99}))),
     ("toxicity just under the limit passes", edit(R13, set_(("evaluation", "toxicity"), 0.0499))),
     ("a win rate just over 50% passes", edit(R13, set_(("evaluation", "win_rate_vs_current"), 0.5001))),
     ("latency just under stable + 20% passes", edit(R13, set_(("evaluation", "latency_p99_ms"), 2051.9))),

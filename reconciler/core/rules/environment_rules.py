@@ -11,7 +11,7 @@ from ..decide import in_the_future
 from ..environment import Environment, GpuPool, ModelDeployment, Policy
 from ..findings import Finding, Problem, Severity, findings_from
 from ..predeployment import evaluate_predeployment
-from ..release import Release
+from ..release import Release, statistical_bound
 from ..repository import Repository
 from ..traffic import POINTERS, live_releases, pool_demand
 from ..naming import is_service_name, service_names
@@ -195,6 +195,32 @@ def gate_metrics(repo: Repository) -> Iterator[Finding]:
             yield Finding(Severity.ERROR, "gate-metrics", file, ("models", model, "candidate"),
                           f"{model} {candidate.version} gates on {', '.join(missing)}, which this environment "
                           f"has no query for", "add them under metrics.queries, or change the release's gates")
+
+
+@rule("gate-evidence")
+def gate_evidence(repo: Repository) -> Iterator[Finding]:
+    """Every gate and trigger with a confidence has evidence to judge (docs/judgement.md): an
+    evidence query for its metric in each environment that deploys the release, of a kind its
+    bound can test (a histogram's quantile is judged by max_ratio_to_stable only)."""
+    for name, _, env, model, dep in _deployments(repo):
+        candidate = repo.release(model, dep.candidate) if dep.candidate else None
+        if candidate is None:
+            continue
+        file = repo.release_file(model, candidate.version)
+        for path, check in candidate.rollout.statistical_checks():
+            query = env.metrics.queries.get(check.metric)
+            if query is None:
+                continue  # gate-metrics reports the missing query
+            bound, _ = statistical_bound(check)
+            if query.evidence is None:
+                yield Finding(Severity.ERROR, "gate-evidence", file, ("rollout", *path, "confidence"),
+                              f"{name}: {check.metric} has no evidence query, so a confidence on it cannot be "
+                              "judged", f"add metrics.queries.{check.metric}.evidence to environments/{name}.yaml "
+                              "(docs/formats.md#evidence), or remove `confidence` for a threshold check")
+            elif query.evidence.kind == "histogram" and bound != "max_ratio_to_stable":
+                yield Finding(Severity.ERROR, "gate-evidence", file, ("rollout", *path, bound),
+                              f"{name}: {check.metric} is a latency histogram: its quantile is judged as a ratio "
+                              f"to stable, not by {bound}", "use max_ratio_to_stable (e.g. 1.1: at most 10% slower)")
 
 
 @rule("predeployment-gates")

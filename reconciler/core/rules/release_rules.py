@@ -220,7 +220,7 @@ def gate_bound_problems(gate: Gate) -> Iterator[Problem]:
 
 
 def trigger_bound_problems(trigger: RollbackTrigger) -> Iterator[Problem]:
-    if trigger.min is None and trigger.max is None:
+    if trigger.min is None and trigger.max is None and not trigger.statistical:
         yield Problem((), f"rollback trigger on {trigger.metric} has neither min nor max, so it never fires",
                       "add `max:` (roll back above) and/or `min:` (roll back below)")
     yield from _min_max(trigger, "trigger")
