@@ -308,7 +308,7 @@ class ObservationBuilder:
 def without_planning_reasons() -> Iterator[None]:
     """`decide` without the "about N more candidate requests would show it" sentence of a held
     gate: `requests_needed` answers None (decide then says no amount of traffic would; the action
-    is the same). Planning re-solves the test by bisection on every held pass and was about 2/3
+    is the same). Planning re-solves the test by bisection on every held pass and took about half
     of a pass's time here; `--plan-reasons` keeps it (tests/unit/test_bench_judge.py checks
     that the decisions are the same)."""
     import reconciler.core.decide as decide_module
