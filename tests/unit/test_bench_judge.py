@@ -1,0 +1,144 @@
+"""bench/bench_judge.py: the simulated traffic has the statistics the benchmark claims, the
+baseline judges apply their rules, and Sluice's judge is the reconciler's own `decide`.
+
+No timings here (bench/README.md has them).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench import bench_judge
+from bench.bench_judge import (
+    ADVANCE, ROLLBACK, THRESHOLD_FAILED_CHECKS, Settings, fixed_window_judge, latency_table, mann_whitney_high,
+    sluice_rollout, sluice_setup, threshold_judge)
+from bench.traffic_sim import (
+    CANDIDATE, CONDITIONS, STABLE, VLLM_E2E_BUCKETS_S, Histories, TrafficModel, histogram_quantile,
+    request_latencies, simulate)
+from reconciler.core.decision import Action, Decision
+
+MODEL = TrafficModel()
+
+
+@pytest.fixture(scope="module")
+def table():
+    return latency_table("vllm", 0, Settings().model)
+
+
+def histories(condition: str, rollouts: int, table, seed: int = 1, minutes: int = 720) -> Histories:
+    return simulate(CONDITIONS[condition], rollouts, minutes, table, MODEL, np.random.default_rng(seed))
+
+
+def test_histogram_quantile_interpolates_like_prometheus():
+    counts = np.array([[60, 39, 1], [0, 0, 0], [0, 0, 5]])
+    values = histogram_quantile(0.9, (1.0, 2.0), counts)
+    assert values[0] == pytest.approx(1 + 30 / 39)
+    assert np.isnan(values[1])  # no requests: no value, as Prometheus answers NaN
+    assert values[2] == 2.0  # in the +Inf bucket: the highest finite boundary
+
+
+def test_latency_is_heavy_tailed_and_output_length_driven():
+    latency = request_latencies(MODEL, np.random.default_rng(0), 400_000)
+    p50, p99, p9999 = np.quantile(latency, [0.5, 0.99, 0.9999])
+    assert 4 < p50 < 12  # a few hundred tokens at ~30 ms each
+    assert p99 / p50 > 5  # long answers: the tail is far from the body
+    assert p99 < MODEL.max_tokens * MODEL.tpot_median_s * 1.5  # capped by max_tokens, not unbounded
+    # the first-token stalls (Pareto, shape 1.5) reach far beyond the log-normal body
+    assert p9999 > 1.2 * np.quantile(latency, 0.999)
+
+
+def test_traffic_is_split_by_weight_with_diurnal_and_burst_rates(table):
+    h = histories("aa", 40, table)
+    share = h.requests[:, :, CANDIDATE].sum(axis=1) / h.requests.sum(axis=(1, 2))
+    assert np.allclose(share, h.weight, rtol=0.15)
+    rps = h.requests.sum(axis=2) / 60
+    mean = rps.mean(axis=1)
+    assert (mean > MODEL.rps_low * 0.5).all() and (mean < MODEL.rps_high * 2).all()
+    assert (rps.max(axis=1) / rps.min(axis=1) > 1.5).all()  # the rate moves over 12 hours
+    error_share = h.errors.sum() / h.requests.sum()
+    assert MODEL.base_error_rate < error_share < 4 * MODEL.base_error_rate  # load and blips add to the base
+
+
+def test_conditions_change_the_candidate_only_except_the_global_incident(table):
+    def p99_ratio(condition: str) -> float:
+        h = histories(condition, 30, table)
+        whole = h.buckets.sum(axis=(0, 1))  # every request of every rollout
+        p99 = histogram_quantile(0.99, h.boundaries, whole)
+        return p99[CANDIDATE] / p99[STABLE]
+
+    assert p99_ratio("aa") == pytest.approx(1.0, abs=0.05)
+    assert p99_ratio("latency_25") > 1.2
+    errors = histories("errors_2pp", 30, table)
+    rate = errors.errors.sum(axis=(0, 1)) / errors.requests.sum(axis=(0, 1))
+    assert rate[CANDIDATE] - rate[STABLE] == pytest.approx(0.02, abs=0.004)
+    incident = histories("global_incident", 30, table)
+    per_minute = incident.errors.sum(axis=(0, 2)) / incident.requests.sum(axis=(0, 2))
+    assert per_minute.max() > 0.03  # both versions fail together for a while
+
+
+def test_threshold_judge_counts_an_empty_interval_as_a_failed_check(table):
+    h = histories("aa", 2, table, minutes=30)
+    h.requests[0, :, CANDIDATE] = 0  # the candidate served nothing: Flagger's "no values found"
+    h.errors[0, :, CANDIDATE] = 0
+    h.buckets[0, :, CANDIDATE, :] = 0
+    out = threshold_judge(h, max_latency=1e9)
+    assert out.decision[0] == ROLLBACK and out.minutes[0] == THRESHOLD_FAILED_CHECKS
+    assert out.requests[0] == 0
+
+
+def test_fixed_window_judge_needs_significance_and_effect():
+    rng = np.random.default_rng(0)
+    stable = rng.normal(50, 3, 60)
+    assert mann_whitney_high(stable * 1.3, stable, ratio=1.1)
+    assert not mann_whitney_high(stable * 1.05, stable, ratio=1.1)  # significant, but within the allowed increase
+    assert not mann_whitney_high(np.full(60, np.nan), stable, ratio=1.1)  # no data is not High
+
+
+def test_fixed_window_judge_decides_at_the_end_of_its_window(table):
+    h = histories("latency_50", 4, table, minutes=60)
+    out = fixed_window_judge(h, 60)
+    assert set(out.decision) <= {ROLLBACK, ADVANCE}
+    assert (out.minutes == 60).all()
+
+
+def test_sluice_judge_is_the_reconcilers_decide(table, monkeypatch):
+    """Every pass is one call of reconciler.core.decide.decide, and its Decision is the outcome."""
+    import reconciler.core.decide as decide_module
+
+    calls = []
+    real = decide_module.decide
+
+    def spy(*args, **kwargs):
+        decisions = real(*args, **kwargs)
+        calls.append(decisions)
+        return decisions
+
+    monkeypatch.setattr(decide_module, "decide", spy)
+    h = histories("errors_2pp", 1, table, seed=5)
+    h.weight[:] = 0.05
+    setup = sluice_setup((5,))
+    decision, minute, kept = sluice_rollout(h, 0, setup, pass_every=10, keep=True)
+    assert calls and len(calls) == len(kept) and all(isinstance(d, Decision) for d in kept)
+    assert kept[-1] is calls[-1][0]
+    assert minute == 10 * len(kept)
+    assert decision == {Action.ROLLBACK: ROLLBACK, Action.PROMOTE: ADVANCE}[kept[-1].action]
+
+
+def test_sluice_rolls_back_on_the_judgement_of_a_statistical_trigger(table):
+    h = histories("errors_2pp", 1, table, seed=5)
+    h.weight[:] = 0.05
+    decision, _, kept = sluice_rollout(h, 0, sluice_setup((5,)), pass_every=10, keep=True)
+    assert decision == ROLLBACK
+    worse = [j for j in kept[-1].judgements if j.verdict == "worse"]
+    assert [j.metric for j in worse] == ["error_rate"] and worse[0].confidence == 0.99
+    assert "worse than stable at 99%" in kept[-1].reasons[0]
+
+
+def test_leaving_out_the_planning_sentence_changes_no_decision(table):
+    h = histories("latency_25", 3, table, seed=2, minutes=240)
+    planned = bench_judge.sluice_judge(h, 30, plan_reasons=True)
+    fast = bench_judge.sluice_judge(h, 30)
+    assert (fast.decision == ROLLBACK).any() and (fast.minutes > 30).any()  # held (gates planned) before deciding
+    assert (planned.decision == fast.decision).all()
+    assert np.array_equal(planned.minutes, fast.minutes, equal_nan=True)
