@@ -103,14 +103,19 @@ def _yaml_path(path: tuple[Any, ...]) -> str:
     return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
 
 
-@pytest.mark.parametrize(("file", "path", "value"), CASES)
-def test_an_out_of_range_value_is_a_located_finding(repo: Path, file: str, path: tuple[Any, ...], value: Any) -> None:
+def _validate_with(repo: Path, file: str, path: tuple[Any, ...], value: Any) -> tuple[int, dict[str, Any]]:
+    """Validate with one value changed, then put the file back."""
     original = (repo / file).read_bytes()
     try:
         mutate_yaml(repo / file, _set(path, value))
-        code, report = _validate(repo)
+        return _validate(repo)
     finally:
         (repo / file).write_bytes(original)
+
+
+@pytest.mark.parametrize(("file", "path", "value"), CASES)
+def test_an_out_of_range_value_is_a_located_finding(repo: Path, file: str, path: tuple[Any, ...], value: Any) -> None:
+    code, report = _validate_with(repo, file, path, value)
     assert code == 1
     [finding] = [e for e in report["errors"] if e["file"] == file and e["path"] == _yaml_path(path)]
     assert finding["line"] >= 1 and finding["fix"]
@@ -163,12 +168,7 @@ def test_a_rollout_has_at_most_100_stages_so_a_stage_index_fits(repo: Path) -> N
 ])
 def test_a_bad_duration_gets_its_own_fix_not_a_generic_one(repo: Path, value: Any, problem: str, fix: str) -> None:
     path = ("rollout", "stages", 1, "min_duration")
-    original = (repo / RELEASE).read_bytes()
-    try:
-        mutate_yaml(repo / RELEASE, _set(path, value))
-        code, report = _validate(repo)
-    finally:
-        (repo / RELEASE).write_bytes(original)
+    code, report = _validate_with(repo, RELEASE, path, value)
     [finding] = [e for e in report["errors"] if e["path"] == _yaml_path(path)]
     assert code == 1 and problem in finding["message"] and fix not in finding["message"]
     assert finding["fix"].startswith(fix) and "correct the value" not in finding["fix"]
