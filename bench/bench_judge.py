@@ -309,7 +309,7 @@ def without_planning_reasons() -> Iterator[None]:
     """`decide` without the "about N more candidate requests would show it" sentence of a held
     gate: `requests_needed` answers None (decide then says no amount of traffic would; the action
     is the same). Planning re-solves the test by bisection on every held pass and took about half
-    of a pass's time here; `--plan-reasons` keeps it (tests/unit/test_bench_judge.py checks
+    of a pass's time here; `--skip-plan-reasons` uses it (tests/unit/test_bench_judge.py checks
     that the decisions are the same)."""
     import reconciler.core.decide as decide_module
 
@@ -358,7 +358,7 @@ def decide_judges_evidence() -> bool:
     return any(f.name == "judgements" for f in dataclasses.fields(Decision))
 
 
-def sluice_judge(h: Histories, pass_every: int, plan_reasons: bool = False) -> Outcomes:
+def sluice_judge(h: Histories, pass_every: int, plan_reasons: bool = True) -> Outcomes:
     setup = sluice_setup(tuple(sorted({int(round(w * 100)) for w in h.weight})))
     out = Outcomes.empty(h.rollouts)
     with nullcontext() if plan_reasons else without_planning_reasons():
@@ -379,7 +379,7 @@ class Settings:
     window: int = FIXED_WINDOW_MIN
     sweep: tuple[int, ...] = FIXED_WINDOW_SWEEP_MIN
     threshold_latency: float = THRESHOLD_LATENCY_OVER_BASELINE
-    plan_reasons: bool = False
+    plan_reasons: bool = True
     buckets: str = "vllm"
     seed: int = 0
     chunk: int = 50
@@ -597,8 +597,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="more fixed windows to compare with (the 0.5x target); empty: none")
     parser.add_argument("--threshold-latency", type=float, default=THRESHOLD_LATENCY_OVER_BASELINE,
                         help="the threshold judge's p99 maximum, x stable's long-run p99 (default 1.25)")
-    parser.add_argument("--plan-reasons", action="store_true",
-                        help="let decide plan the requests a held gate still needs, every pass (slow; same decisions)")
+    parser.add_argument("--skip-plan-reasons", dest="plan_reasons", action="store_false",
+                        help="faster: leave out the 'about N more requests' sentence decide plans for a held gate "
+                        "(requests_needed answers None; the same decisions, tested)")
     parser.add_argument("--buckets", choices=sorted(BUCKETS), default="vllm", help="latency histogram boundaries")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
