@@ -41,7 +41,7 @@ class CheckoutLocked(Exception):
         super().__init__(
             f"another reconciler is writing to this checkout: {holder or 'a process that has not said who it is'} "
             f"holds {path} (waited {waited:g} s). It is released when that process ends; if it is stuck, stop "
-            "it (docs/runbook.md, \"A stuck reconciler\"), or wait longer with --lock-timeout")
+            "it (docs/runbook.md, \"The checkout's lock\"), or wait longer with --lock-timeout")
 
 
 class LockUnavailable(Exception):
