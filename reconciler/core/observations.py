@@ -107,6 +107,10 @@ class EvidenceHistory:
     kind: str
     points: Mapping[VersionKey, tuple[tuple[datetime, VersionCounts], ...]] = field(default_factory=dict)
     error: str | None = None  # a query failed: the judgement holds, never rolls back
+    # The sums already made: a pass asks for the same version and stage start once per statistical
+    # gate or trigger and again to plan, and each sum adds every window's buckets since the stage began.
+    _sums: dict[tuple[VersionKey, datetime, timedelta], VersionCounts] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     def since(self, key: VersionKey, start: datetime, window: timedelta) -> VersionCounts:
         """The counts of the windows that began at or after `start` (the rule of
@@ -115,10 +119,14 @@ class EvidenceHistory:
         Example: 5m windows ending 10:05 (trials 120), 10:10 (80), 10:15 (95) and start 10:04 ->
         VersionCounts(trials=175, ...).
         """
+        cached = self._sums.get((key, start, window))
+        if cached is not None:
+            return cached
         total = VersionCounts()
         for end, counts in self.points.get(key, ()):
             if end - window >= start:
                 total = total + counts
+        self._sums[(key, start, window)] = total
         return total
 
 
