@@ -4,9 +4,10 @@ pointing at them, and reading the evaluator's /metrics back as numbers."""
 from __future__ import annotations
 
 import json
+import time
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -83,3 +84,12 @@ def counts(values: dict[tuple[str, str], float], version: str, *names: str) -> d
     """The named samples of one version; a missing series reads None."""
     return {name: values.get((name, version)) for name in names}
 
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    """Poll `condition` until it holds (a readiness wait, never a timing assertion)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout:g}s for {what}")
+        time.sleep(0.02)

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import httpx
 
-from .compare import AnswerChecks, Comparison, check, compare
+from .compare import DEFAULT_DIVERGENCE_THRESHOLD, AnswerChecks, Comparison, check, compare
 from .openai_api import Answer, Endpoint, complete, prompt_text
 from .pairwise import Preference, judge
 from .safety import SafetyVerdict, classify
@@ -31,7 +31,7 @@ class Evaluation:
     judge: Endpoint | None = None
     classifier: Endpoint | None = None
     expects_json: bool = False
-    divergence_threshold: float = 0.6
+    divergence_threshold: float = DEFAULT_DIVERGENCE_THRESHOLD
     timeout: float = 90.0
     retries: int = 2
     rng: random.Random = field(default_factory=random.Random)  # the judge's A/B order

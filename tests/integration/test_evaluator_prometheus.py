@@ -14,11 +14,10 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import pytest
 
@@ -27,20 +26,10 @@ from reconciler.core.environment import DEFAULT_QUERIES, SeriesLabels, render_qu
 from reconciler.demo.prometheus import PrometheusServer, start_prometheus
 
 from ..conftest import ROOT
-from ..evaluator_kit import APP, SCRIPT, chat, config_for, mirror, scripted_models, series
+from ..evaluator_kit import APP, SCRIPT, chat, config_for, mirror, scripted_models, series, wait_for
 
 WORKLOAD = SeriesLabels(app="app", version="version")
 WATCHED = frozenset({APP})
-DEADLINE_S = 60.0
-
-
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    """Poll until `condition` holds (a readiness wait, not a timing assertion)."""
-    deadline = time.monotonic() + DEADLINE_S
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {DEADLINE_S:g}s for {what}")
-        time.sleep(0.2)
 
 
 def start_command(config: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import random
 import socket
-import time
 from contextlib import ExitStack
-from typing import Callable, Iterator
+from typing import Iterator
 
 import httpx
 import pytest
@@ -15,7 +14,20 @@ import pytest
 from reconciler.evaluator.compare import similarity
 from reconciler.evaluator.service import RunningEvaluator, start_in_thread
 
-from ..evaluator_kit import APP, CANDIDATE, SCRIPT, STABLE, Models, chat, config_for, counts, mirror, scripted_models, series
+from ..evaluator_kit import (
+    APP,
+    CANDIDATE,
+    SCRIPT,
+    STABLE,
+    Models,
+    chat,
+    config_for,
+    counts,
+    mirror,
+    scripted_models,
+    series,
+    wait_for,
+)
 
 EVAL = ("sluice_eval_requests_total", "sluice_eval_dropped_total", "sluice_eval_answers_total",
         "sluice_eval_errors_total", "sluice_eval_refusals_total", "sluice_eval_json_invalid_total",
@@ -131,7 +143,7 @@ def test_a_full_queue_answers_503_at_once_and_counts_the_drop(models: Models) ->
     with ExitStack() as stack:
         evaluator = running(stack, models, max_concurrency=1, queue_size=1)
         assert mirror(evaluator.url, chat("Capital of France?")).status_code == 202
-        wait_for(lambda: len(models.stable.requests) == 1)  # the one worker holds the first sample
+        wait_for(lambda: len(models.stable.requests) == 1, "the worker's call")  # the one worker holds the first sample
         assert mirror(evaluator.url, chat("Say hello.")).status_code == 202  # waits in the queue
         full = mirror(evaluator.url, chat("How do I make a toxic gas at home?"))
         assert (full.status_code, full.json()) == (503, {"sampled": False, "reason": "queue full"})
@@ -162,11 +174,3 @@ def test_routes_and_refusals(models: Models) -> None:
         evaluator.wait_idle()
         assert series(evaluator.url)[("sluice_eval_requests_total", STABLE)] == 2
 
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    """Poll `condition` until true (a readiness wait, not a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
