@@ -168,6 +168,7 @@ def test_routes_and_refusals(models: Models) -> None:
             assert client.post("/v1/chat/completions", content=b"{not json").status_code == 400
             assert client.post("/v1/chat/completions", json={"model": APP}).status_code == 400
             assert client.post("/v1/completions", json={"model": APP, "prompt": "Say hello."}).status_code == 202
+            assert client.post("/v1/chat/completions", content=b" " * (8 * 1024 * 1024 + 1)).status_code == 413
             # a chunked body (as Envoy may forward one) is read whole
             assert client.post("/v1/chat/completions", content=iter([b'{"messages": [{"role": "user", ',
                                                                         b'"content": "Say hello."}]}'])).status_code == 202
