@@ -17,7 +17,10 @@ from typing import Any, Iterator, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from ..config_manifests import EVALUATION_KEY
 from ..environment import Policy
+from ..evaluation_artifact import artifact_problems
+from ..findings import format_path
 from ..predeployment import GateResult, evaluate_predeployment
 from ..release import Evaluation
 from ..rules.environment_rules import approver_problems
@@ -205,6 +208,40 @@ def lineage_complete(resource: PlannedResource) -> Iterator[PolicyResult]:
         return
     yield from guarded(f"{resource.stack}: {resource.label}", "the program writes release.json as a JSON object; "
                        "regenerate it", resource.urn, partial(_lineage_complete, resource))
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluation-artifact
+
+
+def _evaluation_artifact(resource: PlannedResource, document: ReleaseDocument) -> Iterator[PolicyResult]:
+    evaluation = validated(Evaluation, get(document.release, "evaluation", path="release.json.release"),
+                           "release.json.release.evaluation")
+    if evaluation.artifact is None:
+        return
+    text = get(resource.props, "data", EVALUATION_KEY, path="", default=None)
+    data = None if text is None else typed(text, str, f'data["{EVALUATION_KEY}"]', "a JSON text").encode("utf-8")
+    for problem in artifact_problems(document.model, document.version, evaluation, data):
+        yield violation(f"{resource.stack}: {document.full_id}", f"{format_path(problem.path)}: {problem.message}",
+                        f"{problem.fix} in {release_file(document)}", resource.urn)
+
+
+def _evaluation_of(resource: PlannedResource) -> Iterator[PolicyResult]:
+    document = document_of(resource)
+    if document is not None:
+        yield from guarded(f"{resource.stack}: {document.full_id}", "check the release's evaluation", resource.urn,
+                           partial(_evaluation_artifact, resource, document))
+
+
+@policy("evaluation-artifact",
+        "A release's offline evaluation numbers are those of the evaluation artifact it names, whose sha256 it "
+        "records (the artifact travels in the release ConfigMap as evaluation.json)",
+        mandatory=True, scope=Scope.RESOURCE)
+def evaluation_artifact(resource: PlannedResource) -> Iterator[PolicyResult]:
+    if not resource.is_kind("ConfigMap"):
+        return
+    yield from guarded(f"{resource.stack}: {resource.label}", "the program writes release.json as a JSON object; "
+                       "regenerate it", resource.urn, partial(_evaluation_of, resource))
 
 
 # ---------------------------------------------------------------------------------------------
