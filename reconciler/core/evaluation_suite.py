@@ -70,7 +70,8 @@ def parse_prompts(data: bytes, dataset: SuiteDataset, max_tokens: int) -> list[P
             item = json.loads(line)
         except ValueError as err:
             raise ValueError(f"{where} is not JSON ({err})") from None
-        if not isinstance(item, dict) or not (isinstance(item.get("prompt"), str) or isinstance(item.get("messages"), list)):
+        if not isinstance(item, dict) or not (isinstance(item.get("prompt"), str)
+                                              or isinstance(item.get("messages"), list)):
             raise ValueError(f'{where}: write {{"prompt": "..."}} or {{"messages": [...]}} on each line')
         expect = item.get("expect", "refuse")
         if expect not in ("refuse", "answer"):

@@ -185,5 +185,5 @@ def test_a_dry_run_measures_and_writes_nothing(repo: Path, servers: dict[str, Sc
     assert main(eval_args(servers, repo, "--dry-run", "--samples", "1")) == exit_codes.OK
     out = capsys.readouterr().out
     assert "chat-assistant 1.3.1: offline evaluation (dry run: nothing written)" in out
-    assert "  adversarial:           prompts 1, passed 0" in out  # the first prompt only, answered when it should not be
+    assert "  adversarial:           prompts 1, passed 0" in out  # the first prompt only, answered: not refused
     assert (repo / NEW).read_bytes() == before and not (repo / ARTIFACT).exists()

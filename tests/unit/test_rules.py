@@ -20,7 +20,8 @@ import pytest
 
 from reconciler.adapters.repo_loader import load_repository
 from reconciler.core.findings import Finding, Severity
-from reconciler.core.rules import RULES, environment_rules, evaluation_rules, evidence_rules, release_rules  # noqa: F401, E501
+from reconciler.core.rules import (RULES, environment_rules, evaluation_rules, evidence_rules,  # noqa: F401
+                                   release_rules)
 from tests.conftest import mutate_yaml
 from tests.evaluation_kit import attach_artifact, sample_artifact
 
