@@ -41,9 +41,10 @@ class SuiteFiles:
 def _inside(root: Path, rel: str) -> Path:
     """`root/rel`, refused when a link on the way leads out of the repository."""
     path = root / rel
-    if not Path(os.path.realpath(path)).is_relative_to(Path(os.path.realpath(root))):
-        raise EvaluationRefused(f"{rel} leads out of the repository through a symbolic link; fix: copy the file "
-                                "into the repository in place of the link")
+    real = Path(os.path.realpath(path))
+    if not real.is_relative_to(Path(os.path.realpath(root))):
+        raise EvaluationRefused(f"{rel} is {real}, outside the repository; fix: keep the suite and its datasets in "
+                                "the repository (copy the file in place of a symbolic link)")
     return path
 
 

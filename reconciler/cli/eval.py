@@ -65,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from ..core.repository import release_path
     from ..evaluator.offline import run_suite
 
+    _check_identity(args.model, args.version)
     root, release_rel = args.path, release_path(args.model, args.version)
     if not (root / release_rel).is_file():
         raise UsageError(f"no release file {release_rel} in {root}: write it first (`reconciler release new "
@@ -99,6 +100,18 @@ def run(args: argparse.Namespace) -> int:
         write_evaluation(root, rel, text, release_rel, release_text)
         print(f"wrote {rel} and set evaluation in {release_rel}: commit both, then run `reconciler validate`")
     return exit_codes.OK
+
+
+def _check_identity(model: str, version: str) -> None:
+    """MODEL and VERSION name a file: they must be what a release's `model` and `version` may be."""
+    import re
+
+    from ..core.types import DNS_LABEL, SEMVER
+
+    if not re.fullmatch(DNS_LABEL, model):
+        raise UsageError(f"{model!r} is not a model name (a DNS-1123 label, e.g. chat-assistant)")
+    if not re.fullmatch(SEMVER, version):
+        raise UsageError(f"{version!r} is not a version: write MAJOR.MINOR.PATCH, e.g. 1.4.0")
 
 
 def _refuse_released(root, base: str, release_rel: str) -> None:

@@ -187,3 +187,24 @@ def test_a_dry_run_measures_and_writes_nothing(repo: Path, servers: dict[str, Sc
     assert "chat-assistant 1.3.1: offline evaluation (dry run: nothing written)" in out
     assert "  adversarial:           prompts 1, passed 0" in out  # the first prompt only, answered: not refused
     assert (repo / NEW).read_bytes() == before and not (repo / ARTIFACT).exists()
+
+
+@pytest.mark.parametrize("model, version, says", [
+    ("../../etc", "1.3.1", "'../../etc' is not a model name"),
+    ("chat-assistant", "v1.3.1", "'v1.3.1' is not a version"),
+])
+def test_model_and_version_name_a_release_file(repo: Path, servers: dict[str, ScriptedModel],
+                                               capsys: pytest.CaptureFixture[str], model: str, version: str,
+                                               says: str) -> None:
+    args = eval_args(servers, repo)
+    args[1:3] = [model, version]
+    assert main(args) == exit_codes.USAGE
+    assert says in capsys.readouterr().err
+
+
+def test_a_suite_outside_the_repository_is_refused(repo: Path, servers: dict[str, ScriptedModel],
+                                                   capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    outside = tmp_path / "suite.yaml"
+    shutil.copyfile(repo / "evaluations/suites/default.yaml", outside)
+    assert main(eval_args(servers, repo, "--suite", str(outside))) == exit_codes.FINDINGS
+    assert f"is {outside}, outside the repository" in capsys.readouterr().err
