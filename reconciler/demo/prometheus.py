@@ -15,13 +15,15 @@ OpenMetrics rules that promtool relies on (it silently drops what breaks them): 
 lines are contiguous, each series' lines are contiguous and strictly increasing in time, and the
 text ends with `# EOF`.
 
-`start_prometheus` backfills, then serves on a free port of 127.0.0.1 with its own config;
+`start_prometheus` backfills, then serves on a free port of 127.0.0.1 with its own config (and
+scrapes live targets when given some: the evaluator's own series are scraped, not generated);
 `PrometheusServer.stop` ends it by its PID (SIGTERM), never by name. Missing binaries are a
 RuntimeError that says how to install them.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import signal
@@ -33,7 +35,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Mapping, Sequence
 
 INSTALL_HINT = "install it: apt-get install -y --no-install-recommends prometheus (as root)"
 READY_TIMEOUT = 30.0
@@ -83,21 +85,28 @@ def binaries() -> tuple[str, str]:
     return found["prometheus"], found["promtool"]  # type: ignore[return-value]
 
 
-def start_prometheus(directory: Path, openmetrics: str) -> PrometheusServer:
-    """Backfill `openmetrics` into a fresh TSDB under `directory`, then serve it on 127.0.0.1."""
+def start_prometheus(directory: Path, openmetrics: str = "", *, scrape: Sequence[str] = (),
+                     scrape_labels: Mapping[str, str] | None = None) -> PrometheusServer:
+    """Backfill `openmetrics` (if any) into a fresh TSDB under `directory`, then serve it on 127.0.0.1.
+
+    `scrape` lists live targets ("127.0.0.1:8080", scraped every second at /metrics, e.g. the
+    evaluator); `scrape_labels` are added to their series the way Kubernetes service discovery
+    adds `namespace`. The first scraped sample takes a few seconds to become queryable.
+    """
     prometheus, promtool = binaries()
     directory.mkdir(parents=True, exist_ok=True)
     data = directory / "data"
-    source = directory / "history.om"
-    source.write_text(openmetrics, encoding="utf-8")
-    backfill = subprocess.run(
-        [promtool, "tsdb", "create-blocks-from", "openmetrics", "-q", str(source), str(data)],
-        capture_output=True, text=True, timeout=120,
-    )
-    if backfill.returncode != 0:
-        raise RuntimeError(f"promtool could not backfill {source}:\n{backfill.stdout}{backfill.stderr}")
+    if openmetrics:
+        source = directory / "history.om"
+        source.write_text(openmetrics, encoding="utf-8")
+        backfill = subprocess.run(
+            [promtool, "tsdb", "create-blocks-from", "openmetrics", "-q", str(source), str(data)],
+            capture_output=True, text=True, timeout=120,
+        )
+        if backfill.returncode != 0:
+            raise RuntimeError(f"promtool could not backfill {source}:\n{backfill.stdout}{backfill.stderr}")
     config = directory / "prometheus.yml"
-    config.write_text("# no scrape jobs: the data is backfilled\nglobal:\n  scrape_interval: 1h\n")
+    config.write_text(_config(scrape, scrape_labels or {}))
     for _attempt in range(3):  # a free port can be taken between choosing it and binding it
         port = _free_port()
         with open(directory / "prometheus.log", "wb") as log:
@@ -116,6 +125,14 @@ def start_prometheus(directory: Path, openmetrics: str) -> PrometheusServer:
         if "address already in use" not in server.log():
             break
     raise RuntimeError(f"Prometheus did not start (exit code {process.returncode}); its log:\n{server.log()}")
+
+
+def _config(targets: Sequence[str], labels: Mapping[str, str]) -> str:
+    if not targets:
+        return "# no scrape jobs: the data is backfilled\nglobal:\n  scrape_interval: 1h\n"
+    static = json.dumps([{"targets": list(targets), "labels": dict(labels)}])  # JSON is YAML
+    return ("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+            f"scrape_configs:\n  - job_name: live\n    static_configs: {static}\n")
 
 
 def _free_port() -> int:

@@ -9,7 +9,7 @@ against it over real HTTP on loopback. It is not a model and knows nothing but i
   per-version Services in a cluster.
 - `ScriptedModel.judge({"answer text": score})`: a judge model; reads the two answers out of
   the pairwise prompt (reconciler/evaluator/pairwise.py) and prefers the higher score
-  (unknown answers score 0; equal scores are a tie, `[[C]]`).
+  (unknown answers score `default`; equal scores are a tie, `[[C]]`).
 - `ScriptedModel.classifier({"marker": "S1"})`: a Llama-Guard-style classifier; an assistant
   turn containing a marker is `unsafe\\nS1`, anything else `safe`.
 
@@ -58,10 +58,10 @@ class ScriptedModel:
         return cls(lambda body: answers.get(prompt_text(body), default), name=name)
 
     @classmethod
-    def judge(cls, scores: Mapping[str, float], *, name: str = "scripted-judge") -> ScriptedModel:
+    def judge(cls, scores: Mapping[str, float], *, default: float = 0.0, name: str = "scripted-judge") -> ScriptedModel:
         def verdict(body: dict[str, Any]) -> str:
             prompt = prompt_text(body)
-            a, b = (scores.get(_between(prompt, *marks), 0.0) for marks in (ANSWER_A, ANSWER_B))
+            a, b = (scores.get(_between(prompt, *marks), default) for marks in (ANSWER_A, ANSWER_B))
             return "Compared. " + ("[[A]]" if a > b else "[[B]]" if b > a else "[[C]]")
         return cls(verdict, name=name)
 
