@@ -1,5 +1,5 @@
 """The repository as a git ref has it (the base of a pull request), read without touching the
-working tree: `git archive` of releases/ and environments/ into a temporary directory (for plan
+working tree: `git archive` of releases/, environments/ and evaluations/ into a temporary directory (for plan
 and preview, which compare whole repositories); for the immutability check alone (`load_base`),
 only the ref's release files whose bytes differ from the working tree's, plus what the ref's
 history released in files its tip no longer has (adapters/history.py).
@@ -26,7 +26,7 @@ from ..core.repository import Repository, SourcedRelease
 from .git import GitError
 from .history import read_release_history, read_tip_releases
 
-FOLDERS = ("releases", "environments")
+FOLDERS = ("releases", "environments", "evaluations")  # evaluations: the artifacts releases name
 
 
 class BaseRefError(ValueError):

@@ -90,7 +90,8 @@ def _load(root: Path, base: Released | None, now: datetime | None, edits: Mappin
             name = Path(rel).stem
             environments[name] = env
             environment_files[name] = rel
-    repo = Repository(releases, environments, environment_files, frozenset(loader.broken))
+    artifacts = loader.evaluation_artifacts(releases)
+    repo = Repository(releases, environments, environment_files, frozenset(loader.broken), artifacts)
     checks = check(repo) + (list(immutability_findings(base, repo)) if base is not None else [])
     checks += list(future_stage_starts(repo, now)) if now is not None else []
     findings = loader.findings + loader.located(checks)
@@ -235,6 +236,42 @@ class _Loader:
             return None
         _share_field_sets(obj, self.field_sets)
         return obj
+
+    def evaluation_artifacts(self, releases: tuple[SourcedRelease, ...]) -> dict[str, bytes]:
+        """The bytes of each release's `evaluation.artifact.uri`, read under the same rules as the
+        YAML files (regular files, links only inside the repository, the size cap); what cannot be
+        read is a finding on that file and is broken, and a missing file is left to the
+        `evaluation-artifact` rule."""
+        out: dict[str, bytes] = {}
+        for rel in sorted({e.release.evaluation.artifact.uri for e in releases if e.release.evaluation.artifact}):
+            if rel in self.broken or not self._folders_inside(rel) \
+                    or self._readable_entry(rel, recursive=False, named_as_file=True) != "file":
+                continue
+            try:
+                data = self._read(rel)
+            except NotARegularFile as swapped:
+                self._refuse(rel, "file-type", f"{swapped.kind}, not a regular file: it is not read",
+                             "replace it with the regular file `reconciler eval` wrote, or remove it")
+                continue
+            except OSError as err:
+                self._refuse(rel, "file-type", f"cannot be read: {err.strerror}", "make the file readable")
+                continue
+            if len(data) > MAX_FILE_BYTES:
+                self._refuse(rel, "file-type", f"file is over the {MAX_FILE_BYTES:,}-byte limit",
+                             "an evaluation artifact is a few KB: write it again with `reconciler eval`")
+                continue
+            out[rel] = data
+        return out
+
+    def _folders_inside(self, rel: str) -> bool:
+        """The folders on the way to `rel` stay in the repository (the walk never follows a folder
+        link; a path named in a file must not either)."""
+        folder = Path(os.path.realpath((self.root / rel).parent))
+        if folder.is_relative_to(self.real_root):
+            return True
+        self._refuse(rel, "file-link", f"the path goes through a symbolic link to {folder}, outside the repository: "
+                     "it is not read", "keep the folders on the way real directories inside the repository")
+        return False
 
     def _path(self, rel: str) -> Path:
         """Where to read `rel`: a link inside the repository is read at its target, resolved once."""

@@ -22,6 +22,8 @@ COMMANDS = {
     "rollback": ("rollback", "roll a model back by hand (candidate withdrawn, or back to the standby), committed"),
     "plan": ("plan", "what a change does against a base ref: releases, traffic moved, pointers, checks (a PR comment)"),
     "release": ("release", "write the next release: `release new MODEL --bump ...` from the stable, `release import` from MLflow or DVC"),
+    "eval": ("eval", "the offline evaluation of a release against OpenAI-compatible endpoints: an artifact with "
+                     "provenance, and the release's numbers from it"),
     "lineage": ("lineage", "the audit trail of a version: its chain back to the first release, and where each served"),
     "report": ("report", "an HTML report of a rollout: traffic weight and gate metrics over time, and its commits"),
     "resume": ("resume", "let a rollout go on after a person's git revert held it (its stage's clock restarts)"),

@@ -42,14 +42,23 @@ def without_secrets(release: Release) -> dict[str, Any]:
     return data
 
 
-def release_config(release: Release, namespace: str, first_release: bool) -> Manifest:
-    """`release.json` is what the policy pack judges; `first_release` says a missing parent is expected."""
+#: The release ConfigMap's key for the evaluation artifact's bytes, as committed.
+EVALUATION_KEY = "evaluation.json"
+
+
+def release_config(release: Release, namespace: str, first_release: bool,
+                   evaluation_artifact: bytes | None = None) -> Manifest:
+    """`release.json` is what the policy pack judges; `first_release` says a missing parent is expected.
+    `evaluation.json`, when the release names an evaluation artifact, is that file's text as committed,
+    so the pack checks the release's numbers and sha256 against it (core/evaluation_artifact.py)."""
     manifest = {"full_id": release.full_id, "bundle_digest": release.bundle_digest(),
                 "first_release": first_release, "release": without_secrets(release)}
     fetch_list = {"release": release.full_id, "artifacts": bundle_files(release)}
+    data = {"release.json": as_json(manifest), "bundle.json": as_json(fetch_list)}
+    if evaluation_artifact is not None:
+        data[EVALUATION_KEY] = evaluation_artifact.decode("utf-8", "replace")
     return config_map(f"{stack_name(release.model, release.version)}-release", namespace,
-                      pod_labels(release.model, release.version),
-                      {"release.json": as_json(manifest), "bundle.json": as_json(fetch_list)}, immutable=True)
+                      pod_labels(release.model, release.version), data, immutable=True)
 
 
 def runtime_config(release: Release, namespace: str) -> Manifest:

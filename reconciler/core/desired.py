@@ -120,6 +120,11 @@ def desired_state(repo: Repository, environment: str, fetch_script: str) -> Desi
                         environment_config(environment, namespace, env.policy), pools, models)
 
 
+def _artifact_of(repo: Repository, release: Release) -> bytes | None:
+    ref = release.evaluation.artifact
+    return repo.evaluation_artifacts.get(ref.uri) if ref is not None else None
+
+
 def _model_state(repo: Repository, env: Environment, model: str) -> ModelState:
     dep = env.models[model]
     live = live_releases(repo, model, dep)
@@ -130,7 +135,8 @@ def _model_state(repo: Repository, env: Environment, model: str) -> ModelState:
     split = traffic_split(dep, candidate)
     ns = env.namespace
     stacks = tuple(
-        ServingStack(release, release_config(release, ns, repo.is_first_release(release)), runtime_config(release, ns),
+        ServingStack(release, release_config(release, ns, repo.is_first_release(release), _artifact_of(repo, release)),
+                     runtime_config(release, ns),
                      deployment(release, dep, ns), service(stack_name(model, release.version), ns,
                                                            pod_labels(model, release.version)),
                      disruption_budget(release, ns))

@@ -36,6 +36,7 @@ from .types import (
     Measure,
     Percent,
     PositiveDuration,
+    RepositoryJsonPath,
     SemVer,
     Sha256,
     version_label,
@@ -161,8 +162,19 @@ class Lineage(Frozen):
     approvals: list[Approval] = Field(default_factory=list)
 
 
+class EvaluationArtifactRef(Frozen):
+    """The file `reconciler eval` wrote (docs/evaluation.md), committed with the release: the numbers
+    above must be its numbers, and its bytes this sha256 (the `evaluation-artifact` rule)."""
+
+    uri: RepositoryJsonPath = Field(description="a path inside the repository, e.g. "
+                                                "evaluations/chat-assistant/1.3.0.json")
+    sha256: Sha256
+
+
 class Evaluation(Frozen):
-    """Offline results; the pre-deployment gates read them (thresholds live in the environment policy)."""
+    """Offline results; the pre-deployment gates read them (thresholds live in the environment policy).
+
+    With `artifact` they are a copy of the artifact's numbers; without, they were typed by hand."""
 
     toxicity: Fraction = Field(description="share of toxic completions on the toxicity suite")
     win_rate_vs_current: Fraction | None = Field(
@@ -171,6 +183,9 @@ class Evaluation(Frozen):
     latency_p99_ms: float = Field(gt=0, le=3_600_000)
     adversarial_pass_rate: Fraction
     benchmarks: dict[str, Measure] = Field(default_factory=dict)
+    artifact: EvaluationArtifactRef | None = Field(
+        default=None, exclude_if=lambda v: v is None,  # absent: rendered release manifests stay as they were
+        description="the offline evaluation artifact these numbers come from: docs/evaluation.md")
 
 
 #: A `confidence` is stated with exactly one of these: the effect the sequential test rules out.

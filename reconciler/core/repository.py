@@ -2,11 +2,13 @@
 
 Rules take this value and nothing else, so they run the same in `validate`, the Pulumi program and
 the policy pack. Files that failed to parse are listed in `broken_files` so cross-file rules do not
-pile a second, misleading error ("no such release") on top of the parse error.
+pile a second, misleading error ("no such release") on top of the parse error. The evaluation
+artifacts releases name are carried as bytes, so the rule that checks them reads no file.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -32,6 +34,9 @@ class Repository:
     environments: dict[str, Environment] = field(default_factory=dict)
     environment_files: dict[str, str] = field(default_factory=dict)
     broken_files: frozenset[str] = frozenset()
+    #: The bytes of each evaluation artifact a release names (`evaluation.artifact.uri`) that the
+    #: loader could read; a file it refused is in `broken_files`, a missing one in neither.
+    evaluation_artifacts: Mapping[str, bytes] = field(default_factory=dict)
 
     @cached_property
     def _index(self) -> dict[tuple[str, str], SourcedRelease]:

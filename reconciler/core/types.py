@@ -109,6 +109,28 @@ def _uri(role: Role) -> object:
     return checked_str(f"{OTHER_URI}|{HF_PATTERNS[role]}", explain)
 
 
+_PATH_SEGMENT = r"[A-Za-z0-9_][A-Za-z0-9._-]*"
+
+
+def _repository_path(suffix: str, example: str) -> object:
+    """A file inside the repository: relative, plain names (no `.`, `..` or hidden segments, no
+    backslashes), ending in `suffix`. The loader still refuses a link that leaves the repository."""
+
+    def explain(value: str) -> str:
+        if value.startswith(("/", "\\")) or value[1:2] == ":":
+            why = "is an absolute path"
+        elif ".." in value.replace("\\", "/").split("/"):
+            why = "leaves the repository (`..`)"
+        else:
+            why = f"is not a relative path of plain names{' ending in ' + suffix if suffix else ''}"
+        return f"{value!r} {why}: write a path inside the repository, e.g. {example}"
+
+    return checked_str(rf"(?:{_PATH_SEGMENT}/)*{_PATH_SEGMENT}{re.escape(suffix)}", explain)
+
+
+RepositoryPath = _repository_path("", "evaluations/suites/safety.jsonl")
+RepositoryJsonPath = _repository_path(".json", "evaluations/chat-assistant/1.3.0.json")
+
 ArtifactUri = _uri("artifact")  # a bundle file: hf://<org>/<repo>@<40-hex commit>/<file>
 DatasetUri = _uri("dataset")  # hf://datasets/<org>/<name>@<40-hex commit>[/<path>]
 BaseModelSource = _uri("base_model")  # hf://<org>/<repo>[@<40-hex commit>]; the commit goes in `revision`

@@ -22,6 +22,7 @@ import pytest
 from reconciler.core.policy import policy_rules
 from reconciler.core.policy.resources import UNKNOWN_STRING
 from tests.conftest import ROOT, mutate_yaml
+from tests.evaluation_kit import attach_artifact, sample_artifact
 from tests.policies.examples import (
     ENVIRONMENTS,
     pod_spec,
@@ -50,6 +51,11 @@ def mandatory(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
 
 def release_file(path: str, change: Callable[[Any], None]) -> Callable[[Path], None]:
     return lambda root: mutate_yaml(root / path, change)
+
+
+def with_artifact(root: Path) -> None:
+    """chat-assistant 1.3.0 with its evaluation artifact (tests/evaluation_kit.py), numbers as typed."""
+    attach_artifact(root, "releases/chat-assistant/1.3.0.yaml", sample_artifact())
 
 
 # Each mandatory rule: (environment, how to break the example, a fragment of the expected message).
@@ -83,6 +89,12 @@ BROKEN: dict[str, tuple[str, Breaker, str]] = {
         recorded("staging"), "chat-assistant-v1-3-0-release",
         lambda doc: doc["release"]["lineage"].update(parent_version=None)),
         f"staging: {CANDIDATE}: lineage.parent_version is empty, but this is not the first release of chat-assistant"),
+    # validate refuses this one too (evaluation-artifact): the program renders the artifact, the number is edited
+    "evaluation-artifact": ("staging", lambda tmp: with_release(
+        program_on_copy(tmp, "staging", with_artifact), "chat-assistant-v1-3-0-release",
+        lambda doc: doc["release"]["evaluation"].update(toxicity=0.012)),
+        f"staging: {CANDIDATE}: evaluation.toxicity: evaluation.toxicity is 0.012, but the artifact "
+        "evaluations/chat-assistant/1.3.0.json measured 0.011"),
     "approvals": ("prod", lambda tmp: with_release(
         recorded("prod"), "chat-assistant-v1-2-0-release",
         lambda doc: doc["release"]["lineage"]["approvals"].pop()),
@@ -148,6 +160,28 @@ def test_the_program_refuses_what_validate_refuses(tmp_path: Path) -> None:
         program_on_copy(tmp_path / "secret", "staging", release_file(
             "releases/chat-assistant/1.3.0.yaml",
             lambda d: d.__setitem__("description", "Tool use. Test key: " + "AKIA" + "IOSFODNN7EXAMPLQ")))
+
+
+def test_a_release_with_its_artifact_passes_and_the_artifact_travels_in_its_config_map(
+        pack: PackProcess, tmp_path: Path) -> None:
+    resources = program_on_copy(tmp_path, "staging", with_artifact)
+    config_map = next(r for r in resources if r.name == "chat-assistant-v1-3-0-release")
+    committed = (tmp_path / "repo/evaluations/chat-assistant/1.3.0.json").read_text(encoding="utf-8")
+    assert config_map.inputs["data"]["evaluation.json"] == committed
+    assert pack.preview(resources) == []
+
+
+def test_a_tampered_artifact_is_blocked_by_its_sha256(pack: PackProcess, tmp_path: Path) -> None:
+    def tamper(inputs: dict[str, Any]) -> None:
+        inputs["data"]["evaluation.json"] = inputs["data"]["evaluation.json"].replace('"toxicity": 0.011',
+                                                                                      '"toxicity": 0.012')
+    resources = with_inputs(program_on_copy(tmp_path, "staging", with_artifact), "ConfigMap",
+                            "chat-assistant-v1-3-0-release", tamper)
+    messages = [d.message for d in mandatory(pack.preview(resources)) if d.policy == "evaluation-artifact"]
+    assert len(messages) == 2, messages
+    assert "evaluation.artifact.sha256: evaluations/chat-assistant/1.3.0.json has sha256 " in messages[0] + messages[1]
+    assert any("evaluation.toxicity is 0.011, but the artifact evaluations/chat-assistant/1.3.0.json measured 0.012"
+               in m for m in messages)
 
 
 def major_candidate(root: Path) -> None:

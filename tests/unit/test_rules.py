@@ -20,8 +20,10 @@ import pytest
 
 from reconciler.adapters.repo_loader import load_repository
 from reconciler.core.findings import Finding, Severity
-from reconciler.core.rules import RULES, environment_rules, evidence_rules, release_rules  # noqa: F401  (registration)
+from reconciler.core.rules import (RULES, environment_rules, evaluation_rules, evidence_rules,  # noqa: F401
+                                   release_rules)
 from tests.conftest import mutate_yaml
+from tests.evaluation_kit import attach_artifact, sample_artifact
 
 R11 = "releases/chat-assistant/1.1.0.yaml"
 R12 = "releases/chat-assistant/1.2.0.yaml"
@@ -79,6 +81,17 @@ def copy(src: str, dst: str, *changes: Callable[[Any], None]) -> Mutation:
         shutil.copyfile(root / src, root / dst)
         if changes:
             edit(dst, *changes)(root)
+    return mutate
+
+
+def artifact(rel: str, **kwargs: Any) -> Mutation:
+    """Attach an evaluation artifact (tests/evaluation_kit.py) to the release in `rel`; `numbers`,
+    `model` and `version` change the artifact, other keywords how it is attached."""
+    numbers = kwargs.pop("numbers", {})
+    model, version = kwargs.pop("model", "chat-assistant"), kwargs.pop("version", "1.3.0")
+
+    def mutate(root: Path) -> None:
+        attach_artifact(root, rel, sample_artifact(model, version, **numbers), **kwargs)
     return mutate
 
 
@@ -441,6 +454,27 @@ CASES = [
          "predeployment-gates", ERROR, R13, "evaluation.toxicity",
          "fails the toxicity gate: toxicity 0.011 >= max 0.01",
          (r"^evaluation:", r"toxicity:")),
+    # evaluation-artifact
+    Case("a number typed over the artifact's is found at its line",
+         both(artifact(R13), edit(R13, set_(("evaluation", "toxicity"), 0.009))),
+         "evaluation-artifact", ERROR, R13, "evaluation.toxicity",
+         "evaluation.toxicity is 0.009, but the artifact evaluations/chat-assistant/1.3.0.json measured 0.011",
+         (r"^evaluation:", r"toxicity:")),
+    Case("an artifact changed after the release recorded it no longer has the recorded sha256",
+         artifact(R13, sha256="0" * 64),
+         "evaluation-artifact", ERROR, R13, "evaluation.artifact.sha256",
+         "evaluations/chat-assistant/1.3.0.json has sha256 ",
+         (r"^evaluation:", r"artifact:", r"sha256:")),
+    Case("an artifact of another version does not vouch for this release",
+         artifact(R13, version="1.2.0", uri="evaluations/chat-assistant/1.3.0.json"),
+         "evaluation-artifact", ERROR, R13, "evaluation.artifact.uri",
+         "evaluations/chat-assistant/1.3.0.json is the evaluation of chat-assistant 1.2.0, not of chat-assistant 1.3.0",
+         (r"^evaluation:", r"artifact:", r"uri:")),
+    Case("an artifact that was never committed",
+         both(artifact(R13), lambda root: (root / "evaluations/chat-assistant/1.3.0.json").unlink()),
+         "evaluation-artifact", ERROR, R13, "evaluation.artifact.uri",
+         "the evaluation artifact evaluations/chat-assistant/1.3.0.json is not in the repository",
+         (r"^evaluation:", r"artifact:", r"uri:")),
     # semver
     Case("a new base model in a MINOR release needs a MAJOR bump",
          edit(R13, set_(("lineage", "base_model", "name"), "mistralai/Mistral-7B-Instruct-v0.3")),
@@ -515,7 +549,7 @@ def test_every_registered_rule_has_a_case() -> None:
     assert set(RULES) == {
         "release-location", "unique-version", "rollout-stages", "bounds", "lineage-parent", "environment-name",
         "gpu-pools", "pointers", "stage", "gpu-placement", "capacity", "object-names", "gate-metrics", "gate-evidence", "predeployment-gates",
-        "approvals", "semver", "candidate-newer", "secrets", "evidence-in-time"}
+        "approvals", "semver", "candidate-newer", "secrets", "evidence-in-time", "evaluation-artifact"}
 
 
 def test_the_example_repository_is_clean(example_repo: Path) -> None:

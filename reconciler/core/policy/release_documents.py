@@ -13,11 +13,14 @@ import re
 from datetime import datetime
 from functools import partial
 from collections.abc import Mapping
-from typing import Any, Iterator, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from ..config_manifests import EVALUATION_KEY
 from ..environment import Policy
+from ..evaluation_artifact import artifact_problems
+from ..findings import format_path
 from ..predeployment import GateResult, evaluate_predeployment
 from ..release import Evaluation
 from ..rules.environment_rules import approver_problems
@@ -189,11 +192,23 @@ def _lineage(document: ReleaseDocument) -> Iterator[PolicyResult]:
                         "this one was derived from", urn)
 
 
-def _lineage_complete(resource: PlannedResource) -> Iterator[PolicyResult]:
+DocumentCheck = Callable[[ReleaseDocument], Iterator[PolicyResult]]
+
+
+def _on_release_document(resource: PlannedResource, what: str, check: DocumentCheck) -> Iterator[PolicyResult]:
+    """`check` on the release document a ConfigMap holds (none: nothing to say), with gaps in the
+    ConfigMap or in the document turned into results."""
+    if not resource.is_kind("ConfigMap"):
+        return
+    yield from guarded(f"{resource.stack}: {resource.label}", "the program writes release.json as a JSON object; "
+                       "regenerate it", resource.urn, partial(_document_checked, resource, what, check))
+
+
+def _document_checked(resource: PlannedResource, what: str, check: DocumentCheck) -> Iterator[PolicyResult]:
     document = document_of(resource)
     if document is not None:
-        yield from guarded(f"{resource.stack}: {document.full_id}", "check the release's lineage", resource.urn,
-                           partial(_lineage, document))
+        yield from guarded(f"{resource.stack}: {document.full_id}", f"check the release's {what}", resource.urn,
+                           partial(check, document))
 
 
 @policy("lineage-complete",
@@ -201,10 +216,32 @@ def _lineage_complete(resource: PlannedResource) -> Iterator[PolicyResult]:
         "(unless it is the model's first release)",
         mandatory=True, scope=Scope.RESOURCE)
 def lineage_complete(resource: PlannedResource) -> Iterator[PolicyResult]:
-    if not resource.is_kind("ConfigMap"):
+    yield from _on_release_document(resource, "lineage", _lineage)
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluation-artifact
+
+
+def _evaluation_artifact(document: ReleaseDocument) -> Iterator[PolicyResult]:
+    evaluation = validated(Evaluation, get(document.release, "evaluation", path="release.json.release"),
+                           "release.json.release.evaluation")
+    if evaluation.artifact is None:
         return
-    yield from guarded(f"{resource.stack}: {resource.label}", "the program writes release.json as a JSON object; "
-                       "regenerate it", resource.urn, partial(_lineage_complete, resource))
+    resource = document.resource
+    text = get(resource.props, "data", EVALUATION_KEY, path="", default=None)
+    data = None if text is None else typed(text, str, f'data["{EVALUATION_KEY}"]', "a JSON text").encode("utf-8")
+    for problem in artifact_problems(document.model, document.version, evaluation, data):
+        yield violation(f"{resource.stack}: {document.full_id}", f"{format_path(problem.path)}: {problem.message}",
+                        f"{problem.fix} in {release_file(document)}", resource.urn)
+
+
+@policy("evaluation-artifact",
+        "A release's offline evaluation numbers are those of the evaluation artifact it names, whose sha256 it "
+        "records (the artifact travels in the release ConfigMap as evaluation.json)",
+        mandatory=True, scope=Scope.RESOURCE)
+def evaluation_artifact(resource: PlannedResource) -> Iterator[PolicyResult]:
+    yield from _on_release_document(resource, "evaluation", _evaluation_artifact)
 
 
 # ---------------------------------------------------------------------------------------------

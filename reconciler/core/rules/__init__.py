@@ -27,6 +27,6 @@ def rule(rule_id: str) -> Callable[[RuleFn], RuleFn]:
 
 def check(repo: Repository) -> list[Finding]:
     """Run every rule; the order of the result follows the rule registry, reporters sort."""
-    from . import environment_rules, evidence_rules, release_rules  # noqa: F401  (registration)
+    from . import environment_rules, evaluation_rules, evidence_rules, release_rules  # noqa: F401  (registration)
 
     return [finding for fn in RULES.values() for finding in fn(repo)]
