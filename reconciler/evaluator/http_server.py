@@ -19,6 +19,7 @@ import h11
 log = logging.getLogger(__name__)
 READ_SIZE = 65536
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
+LINGER_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,8 @@ async def _serve_connection(handler: Handler, reader: asyncio.StreamReader, writ
         try:
             request = await _read_request(conn, reader, writer, max_body)
         except BodyTooLarge:
-            await _send(conn, writer, Response(413, b'{"error": "body too large"}'))
+            await _send(conn, writer, Response(413, b'{"error": "body too large"}', headers={"connection": "close"}))
+            await _linger(reader, writer)
             return
         except h11.RemoteProtocolError as exc:
             if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
@@ -105,6 +107,22 @@ async def _read_request(conn: h11.Connection, reader: asyncio.StreamReader, writ
             return Request(head.method.decode("ascii", "replace"), path, bytes(body))
         elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
             return None
+
+
+async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Drop what the client is still sending for up to LINGER_S before closing.
+
+    Closing a socket with unread data sends a reset, and a client still writing its body can lose
+    the 413 it has not read yet (nginx's `lingering_close` exists for the same reason).
+    """
+    if writer.can_write_eof():
+        writer.write_eof()
+    try:
+        async with asyncio.timeout(LINGER_S):
+            while await reader.read(READ_SIZE):
+                pass
+    except TimeoutError:
+        pass
 
 
 async def _send(conn: h11.Connection, writer: asyncio.StreamWriter, response: Response) -> None:
