@@ -77,6 +77,9 @@ class RoutingConfig(Frozen):
     max_input_tokens: int = Field(default=8192, ge=1, le=MAX_TOKENS)
     max_concurrent_requests: int = Field(default=64, ge=1, le=100_000)
     request_timeout: PositiveDuration = timedelta(seconds=120)
+    expects_json: bool = Field(
+        default=False, exclude_if=lambda v: not v,  # absent: bundle digests and manifests stay as they were
+        description="answers are JSON documents: the online evaluator counts invalid ones (json_invalid_rate)")
 
 
 class Serving(Frozen):
