@@ -380,15 +380,17 @@ class Rollout(Frozen):
         return (stage.progress_deadline or self.progress_deadline
                 or max(DEADLINE_FACTOR * stage.min_duration, MIN_DEFAULT_DEADLINE))
 
-    def statistical_checks(self) -> Iterator[tuple[tuple[str | int, ...], Gate | RollbackTrigger]]:
-        """Every gate and trigger with a confidence, with its YAML path under `rollout`."""
+    def checks(self) -> Iterator[tuple[tuple[str | int, ...], Gate | RollbackTrigger]]:
+        """Every gate and trigger, with its YAML path under `rollout`."""
         for i, stage in enumerate(self.stages):
             for j, gate in enumerate(stage.gates):
-                if gate.statistical:
-                    yield ("stages", i, "gates", j), gate
+                yield ("stages", i, "gates", j), gate
         for k, trigger in enumerate(self.rollback_triggers):
-            if trigger.statistical:
-                yield ("rollback_triggers", k), trigger
+            yield ("rollback_triggers", k), trigger
+
+    def statistical_checks(self) -> Iterator[tuple[tuple[str | int, ...], Gate | RollbackTrigger]]:
+        """Every gate and trigger with a confidence, with its YAML path under `rollout`."""
+        return ((path, check) for path, check in self.checks() if check.statistical)
 
     def gate_metrics(self) -> set[str]:
         """Every metric name the rollout reads: the environment must define a query for each."""
