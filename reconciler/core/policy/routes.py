@@ -238,11 +238,16 @@ def _check_routes(plan: Plan, service: PlannedResource, model: str) -> Iterator[
         "(stable the rest, other versions 0), and shadow stages mirror as the stage says",
         mandatory=True, scope=Scope.STACK)
 def route_weights(plan: Plan) -> Iterator[PolicyResult]:
-    for service in plan.of_kind("VirtualService"):
-        app = service.labels().get("app")
-        model = app if isinstance(app, str) and app else service.object_name
+    for service, model in _virtual_services(plan):
         yield from guarded(f"{plan.environment}: {service.label}", ROUTE_FIX.format(model=model, env=plan.environment),
                            service.urn, partial(_check_routes, plan, service, model))
+
+
+def _virtual_services(plan: Plan) -> Iterator[tuple[PlannedResource, str]]:
+    """Each VirtualService with the model it routes (its `app` label, else its name)."""
+    for service in plan.of_kind("VirtualService"):
+        app = service.labels().get("app")
+        yield service, app if isinstance(app, str) and app else service.object_name
 
 
 def _candidates(plan: Plan) -> Iterator[tuple[str, Any]]:
@@ -354,8 +359,6 @@ def _check_mirrors(plan: Plan, service: PlannedResource, model: str) -> Iterator
         "Service in the same stack, and never from a route pinned by x-model-version",
         mandatory=True, scope=Scope.STACK)
 def mirror_targets(plan: Plan) -> Iterator[PolicyResult]:
-    for service in plan.of_kind("VirtualService"):
-        app = service.labels().get("app")
-        model = app if isinstance(app, str) and app else service.object_name
+    for service, model in _virtual_services(plan):
         yield from guarded(f"{plan.environment}: {service.label}", MIRROR_FIX, service.urn,
                            partial(_check_mirrors, plan, service, model))

@@ -25,6 +25,14 @@ def _deployments(repo: Repository) -> Iterator[tuple[str, str, Environment, str,
             yield name, repo.environment_files[name], env, model, deployment
 
 
+def _candidates(repo: Repository) -> Iterator[tuple[str, Environment, Release, str]]:
+    """(environment, its model, the candidate's release, the release's file) per candidate in flight."""
+    for name, _, env, model, dep in _deployments(repo):
+        candidate = repo.release(model, dep.candidate) if dep.candidate else None
+        if candidate is not None:
+            yield name, env, candidate, repo.release_file(model, candidate.version)
+
+
 @rule("environment-name")
 def environment_name(repo: Repository) -> Iterator[Finding]:
     for name, file in repo.environment_files.items():
@@ -203,11 +211,7 @@ def gate_evidence(repo: Repository) -> Iterator[Finding]:
     """Every gate and trigger with a confidence has evidence to judge (docs/judgement.md): an
     evidence query for its metric in each environment that deploys the release, of a kind its
     bound can test (a histogram's quantile is judged by max_ratio_to_stable only)."""
-    for name, _, env, model, dep in _deployments(repo):
-        candidate = repo.release(model, dep.candidate) if dep.candidate else None
-        if candidate is None:
-            continue
-        file = repo.release_file(model, candidate.version)
+    for name, env, candidate, file in _candidates(repo):
         for path, check in candidate.rollout.statistical_checks():
             query = env.metrics.queries.get(check.metric)
             if query is None:
@@ -229,11 +233,7 @@ def comparison_metrics(repo: Repository) -> Iterator[Finding]:
     """A metric whose series already compare the candidate with stable (`candidate_only`, the
     evaluator's sluice_shadow_* series) has no stable series: a bound relative to stable on it would
     hold its stage until the progress deadline, whatever the candidate does."""
-    for name, _, env, model, dep in _deployments(repo):
-        candidate = repo.release(model, dep.candidate) if dep.candidate else None
-        if candidate is None:
-            continue
-        file = repo.release_file(model, candidate.version)
+    for name, env, candidate, file in _candidates(repo):
         for path, check in candidate.rollout.checks():
             query = env.metrics.queries.get(check.metric)
             relative = [b for b in check.bounds() if b.endswith("_stable")]
