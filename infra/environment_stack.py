@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pulumi
 
-from components import ClusterAccess, GpuNodePool, ReleaseConfig, ServingNamespace, ServingStack, TrafficRoutes
+from components import (ClusterAccess, GpuNodePool, OnlineEvaluator, ReleaseConfig, ServingNamespace, ServingStack,
+                        TrafficRoutes)
 from reconciler.core.desired import DesiredState
 
 
@@ -22,5 +23,7 @@ def deploy(state: DesiredState, config: pulumi.Config) -> None:
         stacks = [ServingStack(stack, pulumi.ResourceOptions(providers=[access.kubernetes],
                                                              depends_on=[namespace, config_maps]))
                   for stack in model.stacks]
-        TrafficRoutes(model, pulumi.ResourceOptions(providers=[access.kubernetes], depends_on=[namespace, *stacks]))
+        evaluators = [OnlineEvaluator(model.evaluator, in_namespace)] if model.evaluator is not None else []
+        TrafficRoutes(model, pulumi.ResourceOptions(providers=[access.kubernetes],
+                                                    depends_on=[namespace, *stacks, *evaluators]))
         pulumi.export(model.model, model.outputs())

@@ -13,6 +13,7 @@ from typing import Any
 
 from .config_manifests import environment_config, fetcher_config, pointer_config, release_config, runtime_config
 from .environment import Cluster, Environment, GpuPool
+from .evaluator_manifests import EvaluatorState, evaluates, evaluator_state
 from .naming import GPU_TAINT, MANAGED_BY, POOL_LABEL, pod_labels, stack_name
 from .release import Release
 from .repository import Repository
@@ -69,12 +70,15 @@ class ModelState:
     service: Manifest
     destination_rule: Manifest
     virtual_service: Manifest
+    evaluator: EvaluatorState | None = None  # while a canary or shadow stage has two versions to compare
 
     def route_manifests(self) -> list[Manifest]:
         return [self.pointer_config, self.service, self.destination_rule, self.virtual_service]
 
     def manifests(self) -> list[Manifest]:
-        return [m for s in self.stacks for m in s.manifests()] + self.route_manifests()
+        """Stacks, then the evaluator (the routes mirror to its Service), then the routes."""
+        evaluator = self.evaluator.manifests() if self.evaluator is not None else []
+        return [m for s in self.stacks for m in s.manifests()] + evaluator + self.route_manifests()
 
     def outputs(self) -> dict[str, Any]:
         return {"versions": dict(self.versions), "weights": dict(self.split.weights)}
@@ -144,10 +148,15 @@ def _model_state(repo: Repository, env: Environment, model: str) -> ModelState:
     )
     versions = {pointer: release.version for pointer, release in live}
     timeouts = {release.version: release.bundle.routing.request_timeout for _, release in live}
+    evaluator = None
+    if env.evaluator is not None and candidate is not None and evaluates(split):
+        evaluator = evaluator_state(model, ns, dict(live)["stable"], candidate, env.evaluator)
+    sample = (evaluator.mirror, evaluator.sample_percent) if evaluator is not None else None
     return ModelState(
         model, versions, split, stacks,
         pointer_config(model, ns, versions, split, dep.stage),
         service(model, ns, {"app": model}),
         destination_rule(model, ns, list(split.weights)),
-        virtual_service(model, ns, split, timeouts, env.istio.gateway, list(env.istio.hosts)),
+        virtual_service(model, ns, split, timeouts, env.istio.gateway, list(env.istio.hosts), sample),
+        evaluator,
     )

@@ -14,9 +14,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, Field, ValidationInfo, field_validator, model_validator
 
-from .types import DNS_LABEL, MAX_NODES, DnsLabel, Email, Fraction, Frozen, PositiveDuration, SemVer, format_duration
-from .types import VALUE_ERROR_FIX
-from .urls import prometheus_url_problem
+from .types import DNS_LABEL, MAX_NODES, DnsLabel, Email, Fraction, Frozen, ImageByDigest, PositiveDuration, SemVer
+from .types import VALUE_ERROR_FIX, format_duration
+from .urls import endpoint_url_problem, prometheus_url_problem
 
 #: Placeholders a query template may use; each value is validated before it is interpolated.
 TEMPLATE_PLACEHOLDERS = frozenset({"window", "namespace"})
@@ -36,6 +36,18 @@ def _vllm_evidence(metric: str) -> Evidence:
 
 def _evaluator(gauge: str) -> str:
     return f"avg by (app, version) (avg_over_time({gauge}[$window]))"
+
+
+def _increase(counter: str) -> str:
+    return f"sum by (app, version) (increase({counter}[$window]))"
+
+
+def _evaluator_share(events: str, trials: str, **fields: object) -> MetricQuery:
+    """A share of the online evaluator's counts (docs/evaluator.md), with those counts as proportion
+    evidence, so a gate may state a confidence. Example: divergent / comparisons over $window."""
+    return MetricQuery(query=f"{_increase(events)} / {_increase(trials)}", labels=_WORKLOAD, unit="ratio",
+                       evidence=Evidence(kind="proportion", events=_increase(events), trials=_increase(trials)),
+                       **fields)  # type: ignore[arg-type]
 
 
 def _check_template(template: str) -> str:
@@ -108,6 +120,10 @@ class MetricQuery(Frozen):
     description: str | None = None
     evidence: Evidence | None = Field(
         default=None, description="the counts behind the metric, for gates and triggers with a confidence")
+    candidate_only: bool = Field(
+        default=False, exclude_if=lambda v: not v,
+        description="the series already compare the candidate with stable and carry only the candidate's version "
+                    "(sluice_shadow_*): gates on it use min/max, never a bound relative to stable")
 
 
 DEFAULT_QUERIES: dict[str, MetricQuery] = {
@@ -146,7 +162,28 @@ DEFAULT_QUERIES: dict[str, MetricQuery] = {
         unit="score", description="online evaluator's judged answer quality, 0..1"),
     "safety_violation_rate": MetricQuery(
         query=_evaluator("sluice_eval_safety_violation_rate"), labels=_WORKLOAD,
-        unit="ratio", description="online evaluator's share of responses flagged unsafe"),
+        unit="ratio", description="online evaluator's share of responses flagged unsafe",
+        evidence=Evidence(kind="proportion", events=_increase("sluice_eval_flagged_total"),
+                          trials=_increase("sluice_eval_judged_total"))),
+    "refusal_rate": _evaluator_share(
+        "sluice_eval_refusals_total", "sluice_eval_answers_total",
+        description="online evaluator's share of sampled answers that refuse, per version"),
+    "json_invalid_rate": _evaluator_share(
+        "sluice_eval_json_invalid_total", "sluice_eval_answers_total",
+        description="online evaluator's share of sampled answers that are not valid JSON, per version "
+                    "(only where the release's routing.expects_json)"),
+    "shadow_divergence_rate": _evaluator_share(
+        "sluice_shadow_divergent_total", "sluice_shadow_comparisons_total", candidate_only=True,
+        description="share of sampled requests where the candidate's answer diverges from stable's "
+                    "(similarity below the evaluator's divergence_threshold)"),
+    "shadow_win_rate": _evaluator_share(
+        "sluice_shadow_wins_total", "sluice_shadow_judged_total", candidate_only=True,
+        description="share of judged pairs the judge model preferred the candidate's answer in (ties count "
+                    "as not won)"),
+    "shadow_similarity": MetricQuery(
+        query=f"{_increase('sluice_shadow_similarity_sum')} / {_increase('sluice_shadow_similarity_count')}",
+        labels=_WORKLOAD, unit="score", candidate_only=True,
+        description="mean text similarity of the candidate's answers to stable's, 0..1"),
     "user_satisfaction": MetricQuery(
         query=_evaluator("sluice_eval_user_satisfaction"), labels=_WORKLOAD,
         unit="ratio", description="share of rated responses rated positively"),
@@ -177,6 +214,44 @@ class GpuPool(Frozen):
     @property
     def max_gpus(self) -> int:
         return self.gpus_per_node * self.max_nodes
+
+
+def _endpoint_url(url: str) -> str:
+    problem = endpoint_url_problem(url)
+    if problem:
+        raise ValueError(problem)
+    return url
+
+
+class EvaluatorEndpoint(Frozen):
+    """An OpenAI-compatible endpoint the online evaluator calls (vLLM, TGI, any such URL)."""
+
+    url: Annotated[str, Field(pattern=r"^https?://\S+$", max_length=2048), AfterValidator(_endpoint_url)] = Field(
+        description="base URL, e.g. http://judge.llm-serving.svc:8000; no user:password@ (it goes into a ConfigMap)")
+    model: str | None = Field(default=None, min_length=1, max_length=256,
+                              description="the model name to request; unset: the endpoint's own default")
+
+
+class Evaluator(Frozen):
+    """Sluice's online evaluator (docs/formats.md#evaluator), deployed beside each model while its candidate is
+    in a canary or shadow stage: Istio mirrors `sample_percent`% of the model's user traffic to it,
+    and it asks stable and candidate the same question and compares the answers."""
+
+    image: ImageByDigest = Field(description="the Sluice image, pinned by digest like serving images")
+    sample_percent: float = Field(default=5.0, gt=0, le=100,
+                                  description="percent of each model's user traffic mirrored to the evaluator")
+    max_concurrency: int = Field(default=4, ge=1, le=1024, description="samples in flight at once")
+    queue_size: int = Field(default=32, ge=1, le=100_000,
+                            description="samples waiting; a sample arriving at a full queue is dropped and counted")
+    timeout: PositiveDuration = Field(default=timedelta(seconds=90), description="per call to a model")
+    retries: int = Field(default=2, ge=0, le=10, description="retries of a failed call, with backoff")
+    divergence_threshold: Fraction = Field(
+        default=0.6, description="answers less similar than this count as divergent (shadow_divergence_rate)")
+    judge: EvaluatorEndpoint | None = Field(
+        default=None, description="a judge model for pairwise win rates; unset: no win rate")
+    classifier: EvaluatorEndpoint | None = Field(
+        default=None, description="a safety classifier (Llama Guard style); its model defaults to the release's "
+                                  "bundle.safety.classifier; unset: no safety_violation_rate")
 
 
 class Istio(Frozen):
@@ -266,6 +341,8 @@ class Environment(Frozen):
     metrics: Metrics
     policy: Policy = Policy()
     models: dict[DnsLabel, ModelDeployment] = Field(default_factory=dict)
+    evaluator: Evaluator | None = Field(
+        default=None, description="Sluice's online evaluator beside canary and shadow stages; unset: none deployed")
 
 
 def render_query(template: str, *, window: timedelta, namespace: str) -> str:

@@ -78,6 +78,9 @@ class RoutingConfig(Frozen):
     max_input_tokens: int = Field(default=8192, ge=1, le=MAX_TOKENS)
     max_concurrent_requests: int = Field(default=64, ge=1, le=100_000)
     request_timeout: PositiveDuration = timedelta(seconds=120)
+    expects_json: bool = Field(
+        default=False, exclude_if=lambda v: not v,  # absent: bundle digests and manifests stay as they were
+        description="answers are JSON documents: the online evaluator counts invalid ones (json_invalid_rate)")
 
 
 class Serving(Frozen):
@@ -392,15 +395,17 @@ class Rollout(Frozen):
         return (stage.progress_deadline or self.progress_deadline
                 or max(DEADLINE_FACTOR * stage.min_duration, MIN_DEFAULT_DEADLINE))
 
-    def statistical_checks(self) -> Iterator[tuple[tuple[str | int, ...], Gate | RollbackTrigger]]:
-        """Every gate and trigger with a confidence, with its YAML path under `rollout`."""
+    def checks(self) -> Iterator[tuple[tuple[str | int, ...], Gate | RollbackTrigger]]:
+        """Every gate and trigger, with its YAML path under `rollout`."""
         for i, stage in enumerate(self.stages):
             for j, gate in enumerate(stage.gates):
-                if gate.statistical:
-                    yield ("stages", i, "gates", j), gate
+                yield ("stages", i, "gates", j), gate
         for k, trigger in enumerate(self.rollback_triggers):
-            if trigger.statistical:
-                yield ("rollback_triggers", k), trigger
+            yield ("rollback_triggers", k), trigger
+
+    def statistical_checks(self) -> Iterator[tuple[tuple[str | int, ...], Gate | RollbackTrigger]]:
+        """Every gate and trigger with a confidence, with its YAML path under `rollout`."""
+        return ((path, check) for path, check in self.checks() if check.statistical)
 
     def gate_metrics(self) -> set[str]:
         """Every metric name the rollout reads: the environment must define a query for each."""

@@ -8,7 +8,9 @@ Routes, in the order Istio tries them, for in-mesh callers and for the gateway (
    weights (testers, smoke checks on a 0% candidate);
 2. everything else is split by weight: every live version is listed, standby and a 0% candidate
    with weight 0, so a rollback or a promotion only changes numbers. A shadow stage adds
-   `mirror` / `mirrorPercentage` towards the candidate while users are served by stable.
+   `mirror` / `mirrorPercentage` towards the candidate while users are served by stable, and the
+   online evaluator (core/evaluator_manifests.py) its sample; with both, Istio's `mirrors` list.
+   Pinned routes never mirror: a tester's request is nobody's sample.
 
 Example: stable 1.2.0 and candidate 1.3.0 at a 5% stage -> weights 1.2.0: 95, 1.3.0: 5.
 """
@@ -22,6 +24,9 @@ from .naming import VERSION_HEADER, subset_name
 from .serving_manifests import Manifest, metadata
 from .traffic import TrafficSplit
 from .types import version_key, version_label
+
+#: A mirror target: an Istio Destination and the percent of the route's requests copied to it.
+Mirror = tuple[dict[str, Any], float]
 
 LOAD_BALANCER = {"loadBalancer": {"simple": "LEAST_REQUEST"}}  # long, uneven LLM requests
 
@@ -54,7 +59,7 @@ def _destination(host: str, version: str) -> dict[str, Any]:
 
 
 def _routes(host: str, split: TrafficSplit, timeouts: dict[str, timedelta], gateway: str,
-            prefix: str | None) -> list[dict[str, Any]]:
+            prefix: str | None, sample: Mirror | None) -> list[dict[str, Any]]:
     """Pinned routes then the weighted route, for callers arriving through `gateway`."""
     base: dict[str, Any] = {"gateways": [gateway]}
     extra: dict[str, Any] = {}
@@ -78,15 +83,33 @@ def _routes(host: str, split: TrafficSplit, timeouts: dict[str, timedelta], gate
         "route": [{"destination": _destination(host, v), "weight": split.weights[v]} for v in versions],
         "timeout": istio_duration(max(timeouts[v] for v, w in split.weights.items() if w > 0)),
     }
-    if split.mirror is not None:
-        version, percent = split.mirror
-        weighted["mirror"] = _destination(host, version)
-        weighted["mirrorPercentage"] = {"value": float(percent)}
+    weighted.update(_mirrors(host, split, sample))
     return [*routes, weighted]
 
 
+def _mirrors(host: str, split: TrafficSplit, sample: Mirror | None) -> dict[str, Any]:
+    """A weighted route's mirror targets: the shadow stage's candidate, the online evaluator's sample.
+
+    One target is written as `mirror` + `mirrorPercentage` (as before the evaluator existed); two
+    as Istio's `mirrors` list, each with its own percentage (the two forms may not be mixed).
+    """
+    targets: list[Mirror] = []
+    if split.mirror is not None:
+        version, percent = split.mirror
+        targets.append((_destination(host, version), float(percent)))
+    if sample is not None:
+        targets.append(sample)
+    if len(targets) == 1:
+        [(destination, percent)] = targets
+        return {"mirror": destination, "mirrorPercentage": {"value": percent}}
+    if targets:
+        return {"mirrors": [{"destination": d, "percentage": {"value": p}} for d, p in targets]}
+    return {}
+
+
 def virtual_service(model: str, namespace: str, split: TrafficSplit, timeouts: dict[str, timedelta],
-                    gateway: str, hosts: list[str]) -> Manifest:
+                    gateway: str, hosts: list[str], sample: Mirror | None = None) -> Manifest:
+    """`sample`: the online evaluator's destination and percent, mirrored from the weighted routes."""
     host = service_host(model, namespace)
     return {
         "apiVersion": "networking.istio.io/v1",
@@ -95,7 +118,7 @@ def virtual_service(model: str, namespace: str, split: TrafficSplit, timeouts: d
         "spec": {
             "hosts": [host, *hosts],
             "gateways": ["mesh", gateway],
-            "http": [*_routes(host, split, timeouts, "mesh", None),
-                     *_routes(host, split, timeouts, gateway, f"/{model}/")],
+            "http": [*_routes(host, split, timeouts, "mesh", None, sample),
+                     *_routes(host, split, timeouts, gateway, f"/{model}/", sample)],
         },
     }

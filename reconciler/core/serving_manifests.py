@@ -173,13 +173,13 @@ def deployment(release: Release, deployment_: ModelDeployment, namespace: str) -
     }
 
 
-def service(name: str, namespace: str, selector: dict[str, str]) -> Manifest:
+def service(name: str, namespace: str, selector: dict[str, str], port: int = SERVING_PORT) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": metadata(name, namespace, {"app": selector["app"]}),
         "spec": {"selector": selector,
-                 "ports": [{"name": "http", "port": SERVING_PORT, "targetPort": "http", "appProtocol": "http"}]},
+                 "ports": [{"name": "http", "port": port, "targetPort": "http", "appProtocol": "http"}]},
     }
 
 

@@ -72,20 +72,47 @@ def link_local_reason(host: str) -> str | None:
     return None
 
 
+def _http_url_problem(url: str, example: str) -> str | None:
+    """What makes `url` no http(s) URL with a host, or None."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError as err:
+        return f"is not a valid URL ({err}): write e.g. {example}"
+    if parts.scheme not in ("http", "https") or not host:
+        return f"is not an http(s) URL with a host: write e.g. {example}"
+    return None
+
+
+def endpoint_url_problem(url: str) -> str | None:
+    """What is wrong with the URL of a model endpoint the online evaluator calls (a judge, a
+    classifier), or None. It is written into a ConfigMap, which anyone who can read the namespace
+    reads: no user:password@ in it.
+
+    Example: "https://key:secret@judge.example/" -> "carries credentials (...)".
+    """
+    problem = _http_url_problem(url, "http://judge.llm-serving.svc:8000")
+    if problem:
+        return problem
+    if "@" in urlsplit(url).netloc:
+        return (f"carries credentials (user:password@ in {redact_url(url)}): the URL goes into a ConfigMap that "
+                "anyone who can read the namespace reads. Remove them; put an authenticating proxy in front of "
+                "the endpoint, or admit the evaluator by network policy")
+    return None
+
+
 def prometheus_url_problem(url: str, *, allow_link_local: bool, allow_how: str = ALLOW_FIELD) -> str | None:
     """What is wrong with a Prometheus URL, with the fix, or None. `allow_how` says how to allow a
     link-local host where this URL came from (the environment field or the CLI flag).
 
     Example: "http://169.254.169.254/" -> "169.254.169.254 is a cloud instance metadata service: ..."
     """
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        parts.port  # noqa: B018 - raises on a port that is not a number
-    except ValueError as err:
-        return f"is not a valid URL ({err}): write e.g. http://prometheus.monitoring.svc:9090"
-    if parts.scheme not in ("http", "https") or not host:
-        return "is not an http(s) URL with a host: write e.g. http://prometheus.monitoring.svc:9090"
+    problem = _http_url_problem(url, "http://prometheus.monitoring.svc:9090")
+    if problem:
+        return problem
+    parts = urlsplit(url)
+    host = parts.hostname or ""
     if "@" in parts.netloc:
         return (f"carries credentials (user:password@ in {redact_url(url)}): they would sit in git and in logs, "
                 "and the reconciler sends no credentials to Prometheus. Remove them and let an "

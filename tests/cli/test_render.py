@@ -75,7 +75,7 @@ def test_stdout_is_one_yaml_stream_of_every_object(capsys: pytest.CaptureFixture
     assert out.splitlines()[1] == "---"
     docs = load_all(out)
     state = load_desired_state(example_repo, environment)
-    assert len(docs) == len(state.manifests()) == {"staging": 31, "prod": 26}[environment]
+    assert len(docs) == len(state.manifests()) == {"staging": 34, "prod": 26}[environment]  # staging: 3 evaluator
     assert docs[0] == {"apiVersion": "v1", "kind": "Namespace",
                        "metadata": {"name": "llm-serving", "labels": {"istio-injection": "enabled",
                                                                        "app.kubernetes.io/managed-by": "sluice"}}}
@@ -89,7 +89,7 @@ def test_render_defaults_to_the_current_directory(capsys: pytest.CaptureFixture[
     monkeypatch.chdir(example_repo)
     code, out, _ = run(capsys, "render", "-e", "staging")
     assert code == 0
-    assert len(load_all(out)) == 31
+    assert len(load_all(out)) == 34
 
 
 def test_python_dash_m_reconciler_render_pipes_yaml_only(example_repo: Path) -> None:
@@ -119,19 +119,21 @@ def test_out_writes_one_file_per_object_and_the_marker(capsys: pytest.CaptureFix
     out_dir = tmp_path / "deploy" / "staging"  # parents do not exist yet
     code, out, err = run(capsys, "render", "--environment", "staging", "--out", str(out_dir), str(example_repo))
     assert code == 0
-    assert out.strip() == f"reconciler render: wrote 31 manifests for staging to {out_dir}"
+    assert out.strip() == f"reconciler render: wrote 34 manifests for staging to {out_dir}"
     assert err.strip() == POOL_NOTE
     written = files(out_dir)
     assert MARKER in written
     names = sorted(set(written) - {MARKER})
-    assert len(names) == 31
-    assert names[:2] == ["0-namespace-llm-serving.yaml", "1-configmap-chat-assistant-pointer.yaml"]
+    assert len(names) == 34
+    assert names[:2] == ["0-namespace-llm-serving.yaml", "1-configmap-chat-assistant-evaluator.yaml"]
     assert names[-4:] == ["5-destinationrule-chat-assistant.yaml", "5-destinationrule-code-completion.yaml",
                           "6-virtualservice-chat-assistant.yaml", "6-virtualservice-code-completion.yaml"]
     for stack in ("chat-assistant-v1-2-0", "chat-assistant-v1-3-0", "code-completion-v2-0-0", "code-completion-v2-1-0"):
         assert stack_files(stack) <= set(names), stack
     assert {"1-configmap-sluice-bundle-fetcher.yaml", "2-service-chat-assistant.yaml",
             "2-service-code-completion.yaml"} <= set(names)
+    assert {"1-configmap-chat-assistant-evaluator.yaml", "3-deployment-chat-assistant-evaluator.yaml",
+            "2-service-chat-assistant-evaluator.yaml"} <= set(names)  # the online evaluator beside the 1% canary
 
     by_name = {}
     for name in names:

@@ -144,7 +144,8 @@ def test_configmap_json_documents_are_block_literals_and_survive(rendered_stream
                 json_values += 1
             if "\n" in value:  # readable in a diff: `key: |` then the document, not one escaped line
                 assert f"\n  {data_key}: |\n" in sources[name], (name, data_key)
-    assert json_values == 4 * 6 + 1  # release, bundle and 4 runtime documents per live version (4), and policy.json
+    # release, bundle and 4 runtime documents per live version (4), policy.json and the evaluator's config
+    assert json_values == 4 * 6 + 1 + 1
     assert '"{\\n' not in text  # no JSON document squeezed into one double-quoted, escaped line
 
 
@@ -251,8 +252,12 @@ def _routes_summary(r: RecordedResource, versions: dict[tuple[str, str], str]) -
             continue  # a header-pinned route (testers, smoke checks), not part of the split
         text = "weights=" + ",".join(f"{version(d['destination'])}:{_number(d.get('weight', 100.0))}"
                                      for d in destinations)
-        if "mirror" in route:
-            text += f" mirror={version(route['mirror'])}:{_number(route['mirrorPercentage']['value'])}%"
+        mirrors = ([{"destination": route["mirror"], "percentage": route["mirrorPercentage"]}]
+                   if "mirror" in route else route.get("mirrors", []))
+        for mirror in mirrors:
+            target = mirror["destination"]
+            shown = version(target) if "subset" in target else target["host"].split(".")[0]
+            text += f" mirror={shown}:{_number(mirror['percentage']['value'])}%"
         summaries.add(text)
     return " | ".join(sorted(summaries))  # one entry when mesh and gateway routes agree
 
@@ -268,6 +273,9 @@ def resource_line(r: RecordedResource, versions: dict[tuple[str, str], str]) -> 
         pod = inputs["spec"]["template"]["spec"]
         gpus = [c["resources"]["limits"]["nvidia.com/gpu"] for c in pod["containers"]
                 if "nvidia.com/gpu" in c.get("resources", {}).get("limits", {})]
+        if not gpus:  # the online evaluator: no GPU, its own command
+            return (f"{head} replicas={_number(inputs['spec']['replicas'])} "
+                    f"command={' '.join(c for container in pod['containers'] for c in container['command'])}")
         return (f"{head} replicas={_number(inputs['spec']['replicas'])} gpus={'+'.join(gpus)}"
                 f" pool={pod['nodeSelector']['sluice.dev/gpu-pool']}")
     if r.type == "kubernetes:core/v1:ConfigMap":

@@ -129,7 +129,9 @@ def test_children_are_parented_to_the_component_of_their_concern(program: tuple[
         "pulumi:providers:kubernetes": "sluice:infra:ClusterAccess",
     }
     for resource in run_.resources:
-        if resource.type in expected_parent:
+        if resource.name.endswith("-evaluator") and resource.type.startswith("kubernetes:"):  # ConfigMap, Deployment, Service
+            assert parent_type(resource) == "sluice:evaluation:OnlineEvaluator", resource.urn
+        elif resource.type in expected_parent:
             assert parent_type(resource) == expected_parent[resource.type], resource.urn
         elif resource.type == "kubernetes:core/v1:ConfigMap":
             assert parent_type(resource) in {"sluice:serving:ReleaseConfig", "sluice:serving:ServingNamespace"}

@@ -29,6 +29,7 @@ from tests.policies.examples import (
     program_on_copy,
     recorded,
     set_weights,
+    weighted_routes,
     with_inputs,
     with_release,
     without,
@@ -64,6 +65,11 @@ BROKEN: dict[str, tuple[str, Breaker, str]] = {
     "route-weights": ("staging", lambda tmp: with_inputs(
         recorded("staging"), "VirtualService", "chat-assistant", set_weights({"v1-2-0": 95, "v1-3-0": 5})),
         f"route mesh-weighted: sends 5% to v1-3-0 (candidate {CANDIDATE} at stage 1), which should get 1%"),
+    "mirror-targets": ("staging", lambda tmp: with_inputs(
+        recorded("staging"), "VirtualService", "chat-assistant",
+        lambda vs: weighted_routes(vs)[0]["mirror"].update(host="collector.example.com")),
+        "route mesh-weighted: mirrors 5% of chat-assistant's user traffic to collector.example.com: user prompts may "
+        "only be copied to the model's evaluator (chat-assistant-evaluator.llm-serving.svc.cluster.local)"),
     "image-digest": ("staging", lambda tmp: with_inputs(
         recorded("staging"), "Deployment", "chat-assistant-v1-3-0",
         lambda d: pod_spec(d)["initContainers"][0].update(image="python:3.12-slim")),
@@ -267,3 +273,36 @@ def test_resources_sent_while_the_program_runs_are_judged_as_if_sent_at_the_end(
         pack.submit(resource)
     assert pack.analyze(resources) == expected
     assert [d.policy for d in mandatory(expected)] == ["gpu-scheduling"]
+
+
+def shadow_candidate(root: Path) -> None:
+    """staging's chat-assistant 1.3.0 at a shadow stage: stable serves everyone, 100% mirrored to 1.3.0."""
+    mutate_yaml(root / "releases/chat-assistant/1.3.0.yaml", lambda d: d["rollout"].update(
+        strategy="shadow", stages=[{"weight": 0, "mirror": 100, "min_duration": "24h"}, {"weight": 5}, {"weight": 100}]))
+    mutate_yaml(root / "environments/staging.yaml", lambda d: d["models"]["chat-assistant"].update(stage=0))
+
+
+def test_a_shadow_stage_with_the_evaluator_mirrors_twice_and_passes_clean(pack: PackProcess, tmp_path: Path) -> None:
+    resources = program_on_copy(tmp_path, "staging", shadow_candidate)
+    [service] = [r for r in resources if r.type.endswith(":VirtualService") and r.name == "chat-assistant"]
+    for route in weighted_routes(service.inputs):
+        assert "mirror" not in route
+        assert [(m["destination"]["host"], m["destination"].get("subset"), m["percentage"]["value"])
+                for m in route["mirrors"]] == [
+            ("chat-assistant.llm-serving.svc.cluster.local", "v1-3-0", 100.0),
+            ("chat-assistant-evaluator.llm-serving.svc.cluster.local", None, 5.0)]
+    assert pack.preview(resources) == []
+
+
+def test_a_pinned_route_that_mirrors_and_a_missing_evaluator_service_are_blocked(pack: PackProcess) -> None:
+    def mirror_pinned(inputs: dict[str, Any]) -> None:
+        pinned = next(r for r in inputs["spec"]["http"] if r["name"] == "mesh-pinned-v1-3-0")
+        pinned["mirror"] = dict(weighted_routes(inputs)[0]["mirror"])
+
+    pinned = pack.preview(with_inputs(recorded("staging"), "VirtualService", "chat-assistant", mirror_pinned))
+    assert [(d.policy, d.level) for d in pinned] == [("mirror-targets", "mandatory")]
+    assert "route mesh-pinned-v1-3-0: a route pinned by x-model-version mirrors to chat-assistant-evaluator" \
+        in pinned[0].message
+    orphan = pack.preview(without(recorded("staging"), "Service", "chat-assistant-evaluator"))
+    assert {d.policy for d in orphan} == {"mirror-targets"}
+    assert all("but this stack has no Service chat-assistant-evaluator in llm-serving" in d.message for d in orphan)

@@ -33,9 +33,9 @@ from tests.policies.examples import (
 UNKNOWN_NUMBER = "3eeb2bf0-c639-47a8-9e75-3b44932eb421"
 CANDIDATE = "chat-assistant/v1.3.0-4f2a9c1d07e5"
 STABLE = "chat-assistant/v1.2.0-9c41e7a2d3b8"
-MANDATORY = {"route-weights", "image-digest", "gpu-scheduling", "serving-availability", "bundle-hashes",
-             "predeployment-gates", "lineage-complete", "approvals", "gpu-capacity", "configmap-secrets",
-             "evaluation-artifact"}
+MANDATORY = {"route-weights", "mirror-targets", "image-digest", "gpu-scheduling", "serving-availability",
+             "bundle-hashes", "predeployment-gates", "lineage-complete", "approvals", "gpu-capacity",
+             "configmap-secrets", "evaluation-artifact"}
 ADVISORY = {"latency-p99", "first-canary-stage", "major-version-rollout"}
 
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from bench.fleet import generate_fleet
 from reconciler.adapters.deployable import fetch_script, load_desired_state
 from reconciler.adapters.repo_loader import load_repository
-from reconciler.core.desired import DesiredState, NotDeployable, desired_state
+from reconciler.core.desired import DesiredState, ModelState, NotDeployable, desired_state
 from reconciler.core.release import Release, Stage
 from reconciler.core.repository import Repository
 
@@ -123,16 +123,35 @@ def check_split(desired: DesiredState, model: str, expected: dict[str, int],
         got = weights(route)
         assert sum(got.values()) == 100, (route["name"], got)
         assert got == {subset(v): w for v, w in expected.items()}, route["name"]
-        if mirror is None:
-            assert "mirror" not in route and "mirrorPercentage" not in route, route["name"]
-        else:
-            assert route["mirror"]["subset"] == subset(mirror[0])
-            assert route["mirrorPercentage"] == {"value": float(mirror[1])}
+        assert mirror_targets(route) == expected_mirrors(ms, mirror), route["name"]
     pointer = ms.pointer_config["data"]
     candidate = ms.versions.get("candidate")
     assert pointer["current_version"] == ms.versions["stable"]
     assert pointer["canary_weight"] == str(expected.get(candidate, 0) if candidate else 0)
     assert pointer["mirror_percent"] == str(mirror[1] if mirror else 0)
+
+
+def mirror_targets(route: dict) -> list[tuple[str, float]]:
+    """(subset, or the host of another Service, percent) of every mirror, in either of Istio's forms."""
+    if "mirror" in route:
+        assert "mirrors" not in route  # Istio takes one form or the other
+        found = [{"destination": route["mirror"], "percentage": route["mirrorPercentage"]}]
+    else:
+        assert "mirrorPercentage" not in route
+        found = route.get("mirrors", [])
+    return [(m["destination"].get("subset") or m["destination"]["host"], m["percentage"]["value"]) for m in found]
+
+
+def expected_mirrors(ms: ModelState, mirror: tuple[str, int] | None) -> list[tuple[str, float]]:
+    """The shadow stage's mirror to the candidate, then the online evaluator's sample, which runs
+    exactly while a candidate's stage has two versions to compare (0 < weight < 100, or a mirror)."""
+    stage = ms.split.stage
+    evaluates = stage is not None and (0 < stage.weight < 100 or stage.mirror > 0)
+    assert ms.evaluator is None or evaluates, (ms.model, stage)  # rendered only then (and with an evaluator block)
+    out = [(subset(mirror[0]), float(mirror[1]))] if mirror else []
+    if ms.evaluator is not None:
+        out.append((f"{ms.model}-evaluator.llm-serving.svc.cluster.local", ms.evaluator.sample_percent))
+    return out
 
 
 def expected_for(versions: dict[str, str], candidate_weight: int) -> dict[str, int]:
@@ -162,6 +181,11 @@ def stack_keys(model: str, version: str, namespace: str = "llm-serving") -> set[
     name = f"{model}-{subset(version)}"
     return {("ConfigMap", namespace, f"{name}-release"), ("ConfigMap", namespace, f"{name}-runtime"),
             ("Deployment", namespace, name), ("Service", namespace, name), ("PodDisruptionBudget", namespace, name)}
+
+
+def evaluator_keys(model: str, namespace: str = "llm-serving") -> set[Key]:
+    """The online evaluator's objects, which exist only while a canary or shadow stage runs."""
+    return {(kind, namespace, f"{model}-evaluator") for kind in ("ConfigMap", "Deployment", "Service")}
 
 
 def route_keys(model: str, *kinds: str, namespace: str = "llm-serving") -> set[Key]:
@@ -267,7 +291,7 @@ def test_a_shadow_stage_mirrors_to_the_candidate_while_users_get_stable(repo: Re
     check_split(state(variant, "staging"), "chat-assistant", {"1.2.0": 100, "1.3.0": 0}, mirror=("1.3.0", 10))
     for route in ms.virtual_service["spec"]["http"]:
         if not route["name"].endswith("-weighted"):  # a pinned request is served, not mirrored
-            assert "mirror" not in route and "mirrorPercentage" not in route
+            assert "mirror" not in route and "mirrorPercentage" not in route and "mirrors" not in route
     assert ms.pointer_config["data"]["mirror_percent"] == "10"
 
 
@@ -389,7 +413,7 @@ def test_a_staging_stage_reset_removes_the_candidate_and_keeps_the_stable(repo: 
     after = state(reset, "staging")
     changed, removed, added = diff(before, after)
     assert changed == route_keys("chat-assistant", "VirtualService", "DestinationRule", "ConfigMap")
-    assert removed == stack_keys("chat-assistant", "1.3.0")
+    assert removed == stack_keys("chat-assistant", "1.3.0") | evaluator_keys("chat-assistant")  # nothing to compare
     assert added == set()
     check_split(after, "chat-assistant", {"1.2.0": 100})
     # the stable's own objects, and the other model's, are identical (so no pod restarts)
@@ -402,8 +426,9 @@ def test_a_promotion_that_keeps_the_old_stable_as_standby_changes_routes_only(re
                                candidate=None, stage=0, stage_started_at=None)
     after = state(promoted, "staging")
     changed, removed, added = diff(before, after)
-    # the subsets are the same two versions, so even the DestinationRule stays
-    assert (changed, removed, added) == (route_keys("chat-assistant", "VirtualService", "ConfigMap"), set(), set())
+    # the subsets are the same two versions, so even the DestinationRule stays; the evaluator ends with the canary
+    assert (changed, removed, added) == (route_keys("chat-assistant", "VirtualService", "ConfigMap"),
+                                         evaluator_keys("chat-assistant"), set())
     check_split(after, "chat-assistant", {"1.3.0": 100, "1.2.0": 0})
 
 

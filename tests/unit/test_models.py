@@ -644,7 +644,8 @@ def test_environment_query_with_unknown_placeholder_is_rejected() -> None:
 def test_default_catalog_is_the_documented_one() -> None:
     assert set(DEFAULT_QUERIES) == {
         "requests", "last_sample", "error_rate", "latency_p99_ms", "ttft_p99_seconds", "tpot_p99_seconds",
-        "e2e_latency_p99_seconds", "quality_score", "safety_violation_rate", "user_satisfaction"}
+        "e2e_latency_p99_seconds", "quality_score", "safety_violation_rate", "user_satisfaction",
+        "refusal_rate", "json_invalid_rate", "shadow_divergence_rate", "shadow_win_rate", "shadow_similarity"}
     assert "istio_requests_total" in DEFAULT_QUERIES["requests"].query
     assert 'response_code=~"5.."' in DEFAULT_QUERIES["error_rate"].query
     assert "istio_request_duration_milliseconds_bucket" in DEFAULT_QUERIES["latency_p99_ms"].query
@@ -867,7 +868,11 @@ def test_the_default_catalog_has_evidence_for_latency_and_errors() -> None:
     kinds = {name: (q.evidence.kind, q.evidence.quantile) for name, q in DEFAULT_QUERIES.items() if q.evidence}
     assert kinds == {"error_rate": ("proportion", None), "latency_p99_ms": ("histogram", 0.99),
                      "ttft_p99_seconds": ("histogram", 0.99), "tpot_p99_seconds": ("histogram", 0.99),
-                     "e2e_latency_p99_seconds": ("histogram", 0.99)}
+                     "e2e_latency_p99_seconds": ("histogram", 0.99),
+                     # the online evaluator's counts (docs/formats.md#evaluator)
+                     "safety_violation_rate": ("proportion", None), "refusal_rate": ("proportion", None),
+                     "json_invalid_rate": ("proportion", None), "shadow_divergence_rate": ("proportion", None),
+                     "shadow_win_rate": ("proportion", None)}
     assert "le" in DEFAULT_QUERIES["latency_p99_ms"].evidence.buckets  # type: ignore[union-attr]
 
 

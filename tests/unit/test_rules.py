@@ -391,6 +391,22 @@ CASES = [
          "object-names", ERROR, PROD, "models.code-v2-0-0",
          "code-v2-0-0 and code would both own the Service 'code-v2-0-0'",
          (r"^models:", r"code-v2-0-0:")),
+    Case("a model whose evaluator would own another model's Service",
+         both(copy(C20, "releases/code-evaluator/2.0.0.yaml", set_(("model",), "code-evaluator")),
+              copy(C20, "releases/code/2.0.0.yaml", set_(("model",), "code")),
+              edit(PROD, set_(("models", "code"), {"stable": "2.0.0", "pool": "a10g"}),
+                   set_(("models", "code-evaluator"), {"stable": "2.0.0", "pool": "a10g"}))),
+         "object-names", ERROR, PROD, "models.code-evaluator",
+         "code-evaluator and code would both own the Service 'code-evaluator'",
+         (r"^models:", r"code-evaluator:")),
+    # comparison-metrics
+    Case("a bound relative to stable on a series that already compares the candidate with stable",
+         edit(R13, append(("rollout", "stages", 1, "gates"),
+                          {"metric": "shadow_similarity", "min_ratio_to_stable": 0.9})),
+         "comparison-metrics", ERROR, R13, "rollout.stages[1].gates[2].min_ratio_to_stable",
+         "staging: shadow_similarity already compares 1.3.0 with stable (its series carry the candidate's version "
+         "only), so min_ratio_to_stable has no stable series to compare with",
+         (r"- metric: shadow_similarity$", r"min_ratio_to_stable")),
     # gate-metrics
     Case("a candidate gating on a metric the environment has no query for",
          edit(R13, append(("rollout", "stages", 1, "gates"), {"metric": "hallucination_rate", "max": 0.1})),
@@ -398,14 +414,17 @@ CASES = [
          "chat-assistant 1.3.0 gates on hallucination_rate, which this environment has no query for",
          (r"^models:", r"chat-assistant:", r"candidate:")),
     Case("rollback triggers need queries too, and every missing metric is named",
-         edit(R13, append(("rollout", "rollback_triggers"), {"metric": "refusal_rate", "max": 0.2}),
+         edit(R13, append(("rollout", "rollback_triggers"), {"metric": "off_topic_rate", "max": 0.2}),
               append(("rollout", "stages", 2, "gates"), {"metric": "hallucination_rate", "max": 0.1})),
          "gate-metrics", ERROR, STAGING, "models.chat-assistant.candidate",
-         "gates on hallucination_rate, refusal_rate, which",
+         "gates on hallucination_rate, off_topic_rate, which",
          (r"^models:", r"chat-assistant:", r"candidate:")),
     # gate-evidence
     Case("a confidence on a metric with no evidence query cannot be judged",
-         edit(R13, set_(("rollout", "stages", 3, "gates", 0, "confidence"), 0.95)),
+         both(edit(R13, set_(("rollout", "stages", 3, "gates", 0, "confidence"), 0.95)),
+              edit(STAGING, set_(("metrics", "queries"), {"safety_violation_rate": {  # its own gauge, no counts
+                  "query": "avg by (app, version) (guard_unsafe_ratio[$window])", "labels": {"app": "app",
+                                                                                            "version": "version"}}}))),
          "gate-evidence", ERROR, R13, "rollout.stages[3].gates[0].confidence",
          "staging: safety_violation_rate has no evidence query, so a confidence on it cannot be judged",
          (r"safety_violation_rate, max_increase", r"confidence")),
@@ -549,7 +568,8 @@ def test_every_registered_rule_has_a_case() -> None:
     assert set(RULES) == {
         "release-location", "unique-version", "rollout-stages", "bounds", "lineage-parent", "environment-name",
         "gpu-pools", "pointers", "stage", "gpu-placement", "capacity", "object-names", "gate-metrics", "gate-evidence", "predeployment-gates",
-        "approvals", "semver", "candidate-newer", "secrets", "evidence-in-time", "evaluation-artifact"}
+        "comparison-metrics", "approvals", "semver", "candidate-newer", "secrets", "evidence-in-time",
+        "evaluation-artifact"}
 
 
 def test_the_example_repository_is_clean(example_repo: Path) -> None:

@@ -17,7 +17,9 @@ from functools import partial
 from collections.abc import Mapping
 from typing import Any, Iterator
 
+from ..evaluator_manifests import evaluator_name
 from ..naming import VERSION_HEADER, subset_name
+from ..route_manifests import service_host
 from ..types import version_key
 from . import Scope, policy
 from .resources import (
@@ -146,13 +148,46 @@ def _route_weights(route: Mapping[str, Any], path: str) -> dict[str, float]:
     return weights
 
 
-def _route_mirror(route: Mapping[str, Any], path: str) -> tuple[str, float] | None:
+@dataclass(frozen=True)
+class MirrorTarget:
+    """One copy a route makes of its requests: to a subset of the model (a shadow stage's candidate)
+    or to another Service (the online evaluator)."""
+
+    host: str
+    subset: str
+    percent: float
+    path: str
+
+
+def route_mirrors(route: Mapping[str, Any], path: str) -> list[MirrorTarget]:
+    """Every mirror of a route, written as `mirror` + `mirrorPercentage` or as Istio's `mirrors` list.
+    A percentage left out is Istio's default, 100."""
+    found = []
     mirror = get(route, "mirror", path=path, default=None)
-    if mirror is None:
-        return None
-    subset = get(mirror, "subset", path=f"{path}.mirror", default="")
-    percent = get(route, "mirrorPercentage", "value", path=path, default=100)  # Istio's default is 100
-    return str(subset), _number(percent, f"{path}.mirrorPercentage.value")
+    if mirror is not None:
+        mirror = typed(mirror, Mapping, f"{path}.mirror", "a destination")
+        percent = get(route, "mirrorPercentage", "value", path=path, default=100)
+        found.append(MirrorTarget(str(get(mirror, "host", path=f"{path}.mirror", default="")),
+                                  str(get(mirror, "subset", path=f"{path}.mirror", default="")),
+                                  _number(percent, f"{path}.mirrorPercentage.value"), f"{path}.mirror"))
+    mirrors = typed(get(route, "mirrors", path=path, default=[]), list, f"{path}.mirrors", "a list of mirrors")
+    for j, entry in enumerate(mirrors):
+        here = f"{path}.mirrors[{j}]"
+        destination = typed(get(entry, "destination", path=here), Mapping, f"{here}.destination", "a destination")
+        percent = get(entry, "percentage", "value", path=here, default=100)
+        found.append(MirrorTarget(str(get(destination, "host", path=f"{here}.destination", default="")),
+                                  str(get(destination, "subset", path=f"{here}.destination", default="")),
+                                  _number(percent, f"{here}.percentage.value"), here))
+    return found
+
+
+def _route_mirror(route: Mapping[str, Any], path: str) -> tuple[str, float] | None:
+    """The route's mirror to a version of the model (a shadow stage), None when it mirrors none."""
+    to_versions = [m for m in route_mirrors(route, path) if m.subset]
+    if len(to_versions) > 1:
+        raise Invalid(f"{path} mirrors to {len(to_versions)} versions ({', '.join(m.subset for m in to_versions)}): "
+                      "a shadow stage mirrors to its candidate only")
+    return (to_versions[0].subset, to_versions[0].percent) if to_versions else None
 
 
 def _check_routes(plan: Plan, service: PlannedResource, model: str) -> Iterator[PolicyResult]:
@@ -203,11 +238,16 @@ def _check_routes(plan: Plan, service: PlannedResource, model: str) -> Iterator[
         "(stable the rest, other versions 0), and shadow stages mirror as the stage says",
         mandatory=True, scope=Scope.STACK)
 def route_weights(plan: Plan) -> Iterator[PolicyResult]:
-    for service in plan.of_kind("VirtualService"):
-        app = service.labels().get("app")
-        model = app if isinstance(app, str) and app else service.object_name
+    for service, model in _virtual_services(plan):
         yield from guarded(f"{plan.environment}: {service.label}", ROUTE_FIX.format(model=model, env=plan.environment),
                            service.urn, partial(_check_routes, plan, service, model))
+
+
+def _virtual_services(plan: Plan) -> Iterator[tuple[PlannedResource, str]]:
+    """Each VirtualService with the model it routes (its `app` label, else its name)."""
+    for service in plan.of_kind("VirtualService"):
+        app = service.labels().get("app")
+        yield service, app if isinstance(app, str) and app else service.object_name
 
 
 def _candidates(plan: Plan) -> Iterator[tuple[str, Any]]:
@@ -279,3 +319,46 @@ def major_version_rollout(plan: Plan) -> Iterator[PolicyResult]:
     for model, pointer in _candidates(plan):
         yield from guarded(f"{plan.environment}: candidate of {model}", "check the candidate's release document",
                            pointer.resource.urn, partial(_major, plan, model, pointer))
+
+
+MIRROR_FIX = ("mirrors come from the program: a shadow stage mirrors to the candidate's subset, and the environment's "
+              "`evaluator` block mirrors its sample to the model's own evaluator Service (docs/formats.md#evaluator); "
+              "never edit a VirtualService by hand")
+
+
+def _check_mirrors(plan: Plan, service: PlannedResource, model: str) -> Iterator[PolicyResult]:
+    namespace = service.namespace()
+    model_host = service_host(model, namespace)
+    evaluator = evaluator_name(model)
+    allowed_host = service_host(evaluator, namespace)
+    planned = any(s.object_name == evaluator and s.namespace() == namespace for s in plan.of_kind("Service"))
+    http = typed(get(service.props, "spec", "http"), list, "spec.http", "a list of routes")
+    for i, route in enumerate(http):
+        path = f"spec.http[{i}]"
+        route = typed(route, Mapping, path, "a route")
+        name = route.get("name") if isinstance(route.get("name"), str) else path
+        subject = f"{plan.environment}: {service.label} route {name}"
+        for mirror in route_mirrors(route, path):
+            if _is_pinned(route):
+                yield violation(subject, f"a route pinned by {VERSION_HEADER} mirrors to {mirror.host}: a tester's "
+                                "request is nobody's sample", MIRROR_FIX, service.urn)
+            elif mirror.subset and mirror.host != model_host:
+                yield violation(subject, f"mirrors to subset {mirror.subset} of {mirror.host}, not of the model's own "
+                                f"host {model_host}", MIRROR_FIX, service.urn)
+            elif not mirror.subset and mirror.host != allowed_host:
+                yield violation(subject, f"mirrors {_pct(mirror.percent)} of {model}'s user traffic to {mirror.host}: "
+                                f"user prompts may only be copied to the model's evaluator ({allowed_host})",
+                                MIRROR_FIX, service.urn)
+            elif not mirror.subset and not planned:
+                yield violation(subject, f"mirrors to {mirror.host}, but this stack has no Service {evaluator} in "
+                                f"{namespace}", MIRROR_FIX, service.urn)
+
+
+@policy("mirror-targets",
+        "User traffic is mirrored only to the model's own candidate subset or to the model's online evaluator "
+        "Service in the same stack, and never from a route pinned by x-model-version",
+        mandatory=True, scope=Scope.STACK)
+def mirror_targets(plan: Plan) -> Iterator[PolicyResult]:
+    for service, model in _virtual_services(plan):
+        yield from guarded(f"{plan.environment}: {service.label}", MIRROR_FIX, service.urn,
+                           partial(_check_mirrors, plan, service, model))

@@ -14,6 +14,7 @@ from ..predeployment import evaluate_predeployment
 from ..release import Release, statistical_bound
 from ..repository import Repository
 from ..traffic import POINTERS, live_releases, pool_demand
+from ..evaluator_manifests import evaluator_name
 from ..naming import is_service_name, service_names
 from ..types import DNS_LABEL, format_duration, utc_text, version_key
 from . import rule
@@ -22,6 +23,14 @@ def _deployments(repo: Repository) -> Iterator[tuple[str, str, Environment, str,
     for name, env in repo.environments.items():
         for model, deployment in env.models.items():
             yield name, repo.environment_files[name], env, model, deployment
+
+
+def _candidates(repo: Repository) -> Iterator[tuple[str, Environment, Release, str]]:
+    """(environment, its model, the candidate's release, the release's file) per candidate in flight."""
+    for name, _, env, model, dep in _deployments(repo):
+        candidate = repo.release(model, dep.candidate) if dep.candidate else None
+        if candidate is not None:
+            yield name, env, candidate, repo.release_file(model, candidate.version)
 
 
 @rule("environment-name")
@@ -168,7 +177,7 @@ def object_names(repo: Repository) -> Iterator[Finding]:
     for name, env in repo.environments.items():
         file, owners = repo.environment_files[name], {}
         for model, dep in sorted(env.models.items()):
-            services = service_names(model, dep.live_versions())
+            services = service_names(model, dep.live_versions()) + ([evaluator_name(model)] if env.evaluator else [])
             invalid = [s for s in services if not is_service_name(s)]
             if invalid:
                 yield Finding(Severity.ERROR, "object-names", file, ("models", model),
@@ -202,11 +211,7 @@ def gate_evidence(repo: Repository) -> Iterator[Finding]:
     """Every gate and trigger with a confidence has evidence to judge (docs/judgement.md): an
     evidence query for its metric in each environment that deploys the release, of a kind its
     bound can test (a histogram's quantile is judged by max_ratio_to_stable only)."""
-    for name, _, env, model, dep in _deployments(repo):
-        candidate = repo.release(model, dep.candidate) if dep.candidate else None
-        if candidate is None:
-            continue
-        file = repo.release_file(model, candidate.version)
+    for name, env, candidate, file in _candidates(repo):
         for path, check in candidate.rollout.statistical_checks():
             query = env.metrics.queries.get(check.metric)
             if query is None:
@@ -221,6 +226,26 @@ def gate_evidence(repo: Repository) -> Iterator[Finding]:
                 yield Finding(Severity.ERROR, "gate-evidence", file, ("rollout", *path, bound),
                               f"{name}: {check.metric} is a latency histogram: its quantile is judged as a ratio "
                               f"to stable, not by {bound}", "use max_ratio_to_stable (e.g. 1.1: at most 10% slower)")
+
+
+@rule("comparison-metrics")
+def comparison_metrics(repo: Repository) -> Iterator[Finding]:
+    """A metric whose series already compare the candidate with stable (`candidate_only`, the
+    evaluator's sluice_shadow_* series) has no stable series: a bound relative to stable on it would
+    hold its stage until the progress deadline, whatever the candidate does."""
+    for name, env, candidate, file in _candidates(repo):
+        for path, check in candidate.rollout.checks():
+            query = env.metrics.queries.get(check.metric)
+            relative = [b for b in check.bounds() if b.endswith("_stable")]
+            if query is None or not query.candidate_only or not relative:
+                continue
+            side = "min" if relative[0].startswith("min") else "max"
+            yield Finding(Severity.ERROR, "comparison-metrics", file, ("rollout", *path, relative[0]),
+                          f"{name}: {check.metric} already compares {candidate.version} with stable (its series "
+                          f"carry the candidate's version only), so {relative[0]} has no stable series to compare "
+                          "with and the stage would wait for one forever",
+                          f"bound the series itself with {side} instead, e.g. {{metric: {check.metric}, {side}: "
+                          f"{0.8 if side == 'min' else 0.2}}}")
 
 
 @rule("predeployment-gates")
