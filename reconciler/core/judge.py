@@ -47,7 +47,7 @@ PLANNING_LATENCY_SIGMA = 0.5
 #: requests_needed gives up above this many candidate requests: the effect is out of reach.
 MAX_PLANNED_REQUESTS = 10**9
 #: An error rate's prior: half Jeffreys' (an error rate may be anything), half Beta(1, 99) around
-#: PLANNING_ERROR_RATE (worth 100 requests): 10-30% fewer requests for rates of 0.01% to 3%, at
+#: PLANNING_ERROR_RATE (worth 100 requests): 5-25% fewer requests for rates of 0.01% to 3%, at
 #: most 5% more for rates of 10-30%.
 ERROR_RATE_PRIOR: Prior = ((0.5, 0.5, 0.5), (0.5, PLANNING_ERROR_RATE * 100, (1 - PLANNING_ERROR_RATE) * 100))
 _BISECTIONS = 40  # in log-odds between -_LOGIT_RANGE and +_LOGIT_RANGE: far below any count's resolution
