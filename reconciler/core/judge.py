@@ -37,8 +37,8 @@ Prior = tuple[tuple[float, float, float], ...]
 #: nats for the prior mass it puts far from p.
 JEFFREYS: Prior = ((1.0, 0.5, 0.5),)
 #: A tail prior is worth this many tail events: Beta(3, 297) for a p99's share of 1%. Tried against
-#: 1, 10 and Jeffreys (docs/judgement.md): 3 settles "above or below 1%" soonest for true shares of
-#: 0.5% to 2%, where the decisions of a 1.10x p99 bound lie.
+#: 1, 10 and Jeffreys (docs/judgement.md) for true shares of 0.5% to 3%, where a 1.10x p99 bound's
+#: decisions lie: 1 is slower everywhere, 10 faster at 0.7-0.8% but slower at 0.5%, 2% and 3%.
 TAIL_PRIOR_EVENTS = 3.0
 #: Planning with nothing observed yet: stable's error rate (proportions) and its latency shape (a
 #: log-normal with this sigma, on a fine geometric bucket grid) for `requests_needed`.
