@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import sys
@@ -460,10 +461,22 @@ def summary(outcomes: Outcomes, condition: Condition) -> dict[str, float | int |
         "median_decision_requests": pct(outcomes.requests[decided], 50),
         "p95_decision_requests": pct(outcomes.requests[decided], 95),
         "median_correct_decision_s": pct(outcomes.minutes[correct], 50, 60),
+        "median_correct_decision_all_s": _median_never_if_wrong(outcomes.minutes, correct),
+        "correct_rate": float(np.mean(correct)) if n else None,
         "advance_rate": float(np.mean(outcomes.decision == ADVANCE)) if n else None,
         "undecided_rate": float(np.mean(~decided)) if n else None,
         "rollouts": n,
     }
+
+
+def _median_never_if_wrong(minutes: np.ndarray, correct: np.ndarray) -> float | None:
+    """Median time to a correct decision over all rollouts, a wrong or missing decision counting as
+    never: a judge that is fast but often wrong gets no credit for its speed. None (JSON null) when
+    half or more of the rollouts never get a correct decision."""
+    if not len(minutes):
+        return None
+    median = float(np.median(np.where(correct, minutes * 60.0, math.inf)))
+    return median if math.isfinite(median) else None
 
 
 def figures(results: dict[str, dict[str, Outcomes]]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -505,6 +518,21 @@ def table(figs: dict[str, dict[str, dict[str, Any]]], judges: Iterable[str]) -> 
                          f"({_count(f['median_decision_requests'])} / {_count(f['p95_decision_requests'])})")
         undecided = _rate(figs["sluice"][c]["undecided_rate"]) if "sluice" in figs else "-"
         lines.append(f"| {c} | " + " | ".join(cells) + f" | {undecided} |")
+    return "\n".join(lines)
+
+
+def fair_time_table(figs: dict[str, dict[str, dict[str, Any]]], judges: Iterable[str]) -> str:
+    """Median time to a correct decision over all rollouts, wrong or undecided counting as never."""
+    judges = [j for j in judges if j in figs]
+    lines = ["| condition | " + " | ".join(f"{j} correct, median time (wrong = never)" for j in judges) + " |",
+             "|---|" + "---|" * len(judges)]
+    for c in next(iter(figs.values())):
+        cells = []
+        for j in judges:
+            f = figs[j][c]
+            median = f["median_correct_decision_all_s"]
+            cells.append(f"{_rate(f['correct_rate'])}, {'never' if median is None else _time(median)}")
+        lines.append(f"| {c} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -634,6 +662,8 @@ def main(argv: list[str] | None = None) -> int:
     figs = figures(results)
     print()
     print(table(figs, JUDGES))
+    print()
+    print(fair_time_table(figs, JUDGES))
     if any(name.startswith("fixed_window_") for name in figs):
         print()
         print(sweep_table(figs, settings))

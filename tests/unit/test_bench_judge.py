@@ -142,3 +142,17 @@ def test_leaving_out_the_planning_sentence_changes_no_decision(table):
     assert (fast.decision == ROLLBACK).any() and (fast.minutes > 30).any()  # held (gates planned) before deciding
     assert (planned.decision == fast.decision).all()
     assert np.array_equal(planned.minutes, fast.minutes, equal_nan=True)
+
+
+def test_time_to_a_correct_decision_counts_a_wrong_one_as_never():
+    """The fair comparison of speed: a judge that decides at 60 minutes but is wrong in 3 of 5
+    rollouts has no median time to a correct decision; the one right in 3 of 5 has its third."""
+    minutes = np.array([60, 60, 60, 60, 60])
+    wrong_three = np.array([bench_judge.ROLLBACK, ADVANCE, ADVANCE, ADVANCE, bench_judge.UNDECIDED])
+    figures = bench_judge.summary(bench_judge.Outcomes(wrong_three, minutes, minutes * 50), CONDITIONS["latency_25"])
+    assert figures["correct_rate"] == 0.2 and figures["median_correct_decision_all_s"] is None
+    assert figures["median_correct_decision_s"] == 3600.0  # over the one correct rollout only
+    right_three = np.array([ROLLBACK, ROLLBACK, ROLLBACK, ADVANCE, bench_judge.UNDECIDED])
+    times = np.array([30, 90, 120, 10, 720])
+    figures = bench_judge.summary(bench_judge.Outcomes(right_three, times, times * 50), CONDITIONS["latency_25"])
+    assert figures["median_correct_decision_all_s"] == 120 * 60

@@ -545,22 +545,22 @@ def statistical(id_: str, dep: ModelDeployment, obs: Observations, action: Actio
 
 STATISTICAL_TABLE = [
     statistical("gates not worse at 95% advance", deployment(0, 2 * HOUR), with_evidence(), Action.ADVANCE,
-                says=("latency_p99_ms 1.00x stable (95% CI 0.93x-1.07x) <= 1.10x: not worse than stable at 95% "
+                says=("latency_p99_ms 1.00x stable (95% CI 0.94x-1.06x) <= 1.10x: not worse than stable at 95% "
                       "(100,000 vs 1,900,000 requests)", "next: stage 1 (25%)"), next_stage=1),
     statistical("an inconclusive gate holds and says how many more requests would settle it",
                 deployment(0, 2 * HOUR), with_evidence(requests=2_000), Action.HOLD,
-                says=("inconclusive: latency_p99_ms 1.00x stable (95% CI 0.55x-2.26x), limit 1.10x: inconclusive at "
-                      "95% (2,000 vs 38,000 requests); about 44,000 more candidate requests would show it if v1.3.0 "
+                says=("inconclusive: latency_p99_ms 1.00x stable (95% CI 0.56x-2.02x), limit 1.10x: inconclusive at "
+                      "95% (2,000 vs 38,000 requests); about 30,000 more candidate requests would show it if v1.3.0 "
                       "matches stable",)),
     statistical("a gate worse than stable holds (the trigger's wider limit is not met)", deployment(0, 2 * HOUR),
                 with_evidence(latency=(SLOWER_LATENCY, STABLE_LATENCY)), Action.HOLD,
-                says=("fail: latency_p99_ms 1.19x stable (95% CI 1.15x-1.37x) > 1.10x: worse than stable at 95% "
+                says=("fail: latency_p99_ms 1.19x stable (95% CI 1.16x-1.34x) > 1.10x: worse than stable at 95% "
                       "(100,000 vs 1,900,000 requests)",)),
     statistical("a gate worse than stable past the deadline pages", deployment(0, 4 * HOUR),
                 with_evidence(latency=(SLOWER_LATENCY, STABLE_LATENCY)), Action.PAGE),
     *[statistical(f"an error rate worse than stable by more than 1 pp at 99% rolls back at stage {i}",
                   deployment(i, 10 * MINUTE), with_evidence(errors=(0.03, 0.004)), Action.ROLLBACK,
-                  says=(f"error_rate +2.60 pp over stable (99% CI +2.33 pp to +2.89 pp) > +1.00 pp: worse than stable "
+                  says=(f"error_rate +2.60 pp over stable (99% CI +2.34 pp to +2.88 pp) > +1.00 pp: worse than stable "
                         f"at 99% (100,000 vs 1,900,000 requests) at stage {i} ({w}%)",), next_stage=None, weight=0)
       for i, w in enumerate([5, 25, 100])],
     statistical("a latency trigger rolls back before the stage's duration", deployment(0, 10 * MINUTE),
@@ -568,8 +568,8 @@ STATISTICAL_TABLE = [
     statistical("too little evidence: a +9.6 pp trigger stays quiet, the gate holds and says what it needs",
                 deployment(1, 2 * HOUR),
                 with_evidence(requests=50, errors=(0.1, 0.004), share=0.25), Action.HOLD,
-                says=("inconclusive: error_rate +9.60 pp over stable (95% CI -4.29 pp to +30.14 pp), limit +0.50 pp: "
-                      "inconclusive at 95% (50 vs 150 requests); about 8,400 more candidate requests would show it "
+                says=("inconclusive: error_rate +9.60 pp over stable (95% CI -3.24 pp to +31.32 pp), limit +0.50 pp: "
+                      "inconclusive at 95% (50 vs 150 requests); about 6,300 more candidate requests would show it "
                       "if v1.3.0 matches stable",)),
     statistical("a global incident (both versions degraded alike) is not the candidate's: it advances",
                 deployment(0, 2 * HOUR),
@@ -584,7 +584,7 @@ STATISTICAL_TABLE = [
     statistical("no evidence at all for either version holds", deployment(0, 2 * HOUR),
                 with_evidence(requests=0), Action.HOLD,
                 says=("inconclusive: error_rate: no data yet, limit +0.50 pp: inconclusive at 95% (0 vs 0 requests); "
-                      "about 13,000 more candidate requests would show it if v1.3.0 matches stable",)),
+                      "about 11,000 more candidate requests would show it if v1.3.0 matches stable",)),
 ]
 
 
