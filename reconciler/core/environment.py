@@ -239,7 +239,8 @@ class Evaluator(Frozen):
 
     image: ImageByDigest = Field(description="the Sluice image, pinned by digest like serving images")
     sample_percent: float = Field(default=5.0, gt=0, le=100,
-                                  description="percent of each model's user traffic mirrored to the evaluator")
+                                  description="percent of each model's user traffic mirrored to the evaluator, "
+                                              "at most the candidate's weight (or its shadow mirror) at each stage")
     max_concurrency: int = Field(default=4, ge=1, le=1024, description="samples in flight at once")
     queue_size: int = Field(default=32, ge=1, le=100_000,
                             description="samples waiting; a sample arriving at a full queue is dropped and counted")
@@ -252,6 +253,15 @@ class Evaluator(Frozen):
     classifier: EvaluatorEndpoint | None = Field(
         default=None, description="a safety classifier (Llama Guard style); its model defaults to the release's "
                                   "bundle.safety.classifier; unset: no safety_violation_rate")
+
+    def percent_at(self, candidate_percent: float) -> float:
+        """The percent of the model's user traffic sampled at a stage: `sample_percent`, at most the
+        candidate's own percent (its canary weight, or its shadow mirror). Every sample is also a
+        request to the candidate, so the evaluator at most doubles the candidate's load.
+
+        Example: sample_percent 5 at a 1% canary -> 1; at a 25% canary -> 5; at a mirror-50 shadow -> 5.
+        """
+        return min(self.sample_percent, candidate_percent)
 
 
 class Istio(Frozen):

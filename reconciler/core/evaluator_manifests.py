@@ -3,7 +3,9 @@ mirror that feeds it.
 
 Istio mirrors `evaluator.sample_percent`% of the model's weighted routes (never the
 `x-model-version` pinned ones) to the evaluator's Service and discards its reply, so the evaluator
-is never in a user's path. It sends each sample to stable and to candidate through their own
+is never in a user's path. The percent is capped at the candidate's own (`Evaluator.percent_at`):
+every sample is also a request to the candidate, so at a 1% canary a 5% sample would put five times
+its user traffic on it; capped, the evaluator at most doubles it. It sends each sample to stable and to candidate through their own
 per-version Services (`<model>-v1-2-0.<namespace>.svc.cluster.local:8000`), which no
 VirtualService of the model routes, so nothing it sends is mirrored back to it.
 
@@ -25,7 +27,7 @@ from .config_manifests import as_json, config_map
 from .environment import Evaluator, EvaluatorEndpoint
 from .huggingface import parse as parse_hub_reference
 from .naming import SERVING_PORT, stack_name
-from .release import Release
+from .release import Release, Stage
 from .route_manifests import service_host
 from .serving_manifests import Manifest, metadata, service
 from .traffic import TrafficSplit
@@ -157,7 +159,7 @@ class EvaluatorState:
     """A model's evaluator: its config, Deployment and Service, and the mirror towards it."""
 
     model: str
-    sample_percent: float
+    sample_percent: float  # of the model's user traffic, mirrored to the evaluator at this stage
     config_map: Manifest
     deployment: Manifest
     service: Manifest
@@ -171,13 +173,14 @@ class EvaluatorState:
         return [self.config_map, self.deployment, self.service]
 
 
-def evaluator_state(model: str, namespace: str, stable: Release, candidate: Release,
+def evaluator_state(model: str, namespace: str, stable: Release, candidate: Release, stage: Stage,
                     evaluator: Evaluator) -> EvaluatorState:
+    """The evaluator of a canary or shadow `stage`, sampling `evaluator.percent_at` the stage's share."""
     name = evaluator_name(model)
     labels = evaluator_labels(model)
     text = as_json(evaluator_config(model, namespace, stable, candidate, evaluator))
     return EvaluatorState(
-        model, evaluator.sample_percent,
+        model, evaluator.percent_at(stage.candidate_percent),
         config_map(name, namespace, labels, {CONFIG_FILE: text}),
         evaluator_deployment(model, namespace, evaluator.image, text),
         service(name, namespace, {"app": name}, port=EVALUATOR_PORT),

@@ -52,7 +52,7 @@ def candidate_share(stage: Stage) -> float:
 
 def candidate_traffic(stage: Stage) -> float:
     """The candidate's requests per request the model serves: its weight, or the mirrored share."""
-    return (stage.weight or stage.mirror) / 100
+    return stage.candidate_percent / 100
 
 
 @dataclass(frozen=True)
