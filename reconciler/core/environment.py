@@ -46,7 +46,8 @@ def _evaluator_share(events: str, trials: str, **fields: object) -> MetricQuery:
     """A share of the online evaluator's counts (docs/evaluator.md), with those counts as proportion
     evidence, so a gate may state a confidence. Example: divergent / comparisons over $window."""
     return MetricQuery(query=f"{_increase(events)} / {_increase(trials)}", labels=_WORKLOAD, unit="ratio",
-                       evidence=Evidence(kind="proportion", events=_increase(events), trials=_increase(trials)),
+                       evidence=Evidence(kind="proportion", events=_increase(events), trials=_increase(trials),
+                                         sampled=True),
                        **fields)  # type: ignore[arg-type]
 
 
@@ -83,6 +84,9 @@ class Evidence(Frozen):
 
     A histogram (latency) is judged at `quantile` from `buckets`, grouped by version and `le`; a
     proportion (error rate) from `events` of `trials`.
+
+    `sampled` changes only planning, never a verdict: both versions answer the same samples (equal
+    trials whatever the weight), which arrive at `evaluator.percent_at` the model's traffic.
     """
 
     kind: Literal["histogram", "proportion"]
@@ -91,6 +95,11 @@ class Evidence(Frozen):
         default=None, description="histogram: per version and le, the _bucket series' increase over $window")
     events: QueryTemplate | None = Field(default=None, description="proportion: e.g. 5xx responses' increase over $window")
     trials: QueryTemplate | None = Field(default=None, description="proportion: all requests' increase over $window")
+    sampled: bool = Field(
+        default=False, exclude_if=lambda v: not v,
+        description="the counts are the online evaluator's (docs/evaluator.md): it sends the same sampled requests "
+                    "to both versions, so planning gives them equal trials, at the evaluator's sample rate rather "
+                    "than the candidate's weight")
 
     @model_validator(mode="after")
     def _queries_of_its_kind(self) -> Evidence:
@@ -164,7 +173,7 @@ DEFAULT_QUERIES: dict[str, MetricQuery] = {
         query=_evaluator("sluice_eval_safety_violation_rate"), labels=_WORKLOAD,
         unit="ratio", description="online evaluator's share of responses flagged unsafe",
         evidence=Evidence(kind="proportion", events=_increase("sluice_eval_flagged_total"),
-                          trials=_increase("sluice_eval_judged_total"))),
+                          trials=_increase("sluice_eval_judged_total"), sampled=True)),
     "refusal_rate": _evaluator_share(
         "sluice_eval_refusals_total", "sluice_eval_answers_total",
         description="online evaluator's share of sampled answers that refuse, per version"),
