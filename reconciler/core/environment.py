@@ -232,6 +232,14 @@ def _endpoint_url(url: str) -> str:
     return url
 
 
+class SecretKey(Frozen):
+    """One key of a Kubernetes Secret in the environment's namespace (the Secret is yours to create)."""
+
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253,
+                      description="the Secret's name (a DNS-1123 subdomain), e.g. judge-api-key")
+    key: str = Field(pattern=r"^[-._a-zA-Z0-9]+$", max_length=253, description="the key in its data, e.g. token")
+
+
 class EvaluatorEndpoint(Frozen):
     """An OpenAI-compatible endpoint the online evaluator calls (vLLM, TGI, any such URL)."""
 
@@ -239,6 +247,10 @@ class EvaluatorEndpoint(Frozen):
         description="base URL, e.g. http://judge.llm-serving.svc:8000; no user:password@ (it goes into a ConfigMap)")
     model: str | None = Field(default=None, min_length=1, max_length=256,
                               description="the model name to request; unset: the endpoint's own default")
+    api_key_secret: SecretKey | None = Field(
+        default=None, exclude_if=lambda v: v is None,
+        description="the Secret key holding the endpoint's API key, sent as Authorization: Bearer; it reaches the "
+                    "evaluator as an environment variable, never the ConfigMap")
 
 
 class Evaluator(Frozen):

@@ -78,10 +78,24 @@ def classifier_model(release: Release) -> str | None:
     return parse_hub_reference(classifier.uri).repo
 
 
-def _endpoint(endpoint: EvaluatorEndpoint | None, default_model: str | None = None) -> dict[str, Any] | None:
+#: The environment variables that carry the judge's and the classifier's API keys from their Secrets.
+API_KEY_ENV = {"judge": "SLUICE_JUDGE_API_KEY", "classifier": "SLUICE_CLASSIFIER_API_KEY"}
+
+
+def _endpoint(role: str, endpoint: EvaluatorEndpoint | None, default_model: str | None = None) -> dict[str, Any] | None:
+    """The config's `{url, model}`, and `api_key_env` when a Secret holds the endpoint's key."""
     if endpoint is None:
         return None
-    return {"url": endpoint.url, "model": endpoint.model or default_model}
+    keyed = {"api_key_env": API_KEY_ENV[role]} if endpoint.api_key_secret is not None else {}
+    return {"url": endpoint.url, "model": endpoint.model or default_model} | keyed
+
+
+def api_key_env(evaluator: Evaluator) -> list[dict[str, Any]]:
+    """The container's env: each endpoint's key from its Secret (secretKeyRef), never in the ConfigMap."""
+    endpoints = {"judge": evaluator.judge, "classifier": evaluator.classifier}
+    return [{"name": API_KEY_ENV[role], "valueFrom": {"secretKeyRef": {"name": e.api_key_secret.name,
+                                                                        "key": e.api_key_secret.key}}}
+            for role, e in endpoints.items() if e is not None and e.api_key_secret is not None]
 
 
 def evaluator_config(model: str, namespace: str, stable: Release, candidate: Release,
@@ -99,8 +113,8 @@ def evaluator_config(model: str, namespace: str, stable: Release, candidate: Rel
         "stable": version_endpoint(model, stable.version, namespace),
         "candidate": version_endpoint(model, candidate.version, namespace),
         "expects_json": candidate.bundle.routing.expects_json,
-        "judge": _endpoint(evaluator.judge),
-        "classifier": _endpoint(evaluator.classifier, default_classifier),
+        "judge": _endpoint("judge", evaluator.judge),
+        "classifier": _endpoint("classifier", evaluator.classifier, default_classifier),
         "max_concurrency": evaluator.max_concurrency,
         "queue_size": evaluator.queue_size,
         "timeout_seconds": evaluator.timeout.total_seconds(),
@@ -109,9 +123,11 @@ def evaluator_config(model: str, namespace: str, stable: Release, candidate: Rel
     }
 
 
-def evaluator_deployment(model: str, namespace: str, image: str, config_text: str) -> Manifest:
+def evaluator_deployment(model: str, namespace: str, image: str, config_text: str,
+                         env: list[dict[str, Any]] | None = None) -> Manifest:
     """One replica (its gauges cover its own last samples): non-root, read-only root filesystem, no
-    service account token, probed on /healthz and scraped on /metrics."""
+    service account token, probed on /healthz and scraped on /metrics; `env` carries API keys
+    from Secrets."""
     name = evaluator_name(model)
     labels = evaluator_labels(model)
     health = {"httpGet": {"path": "/healthz", "port": "http"}}
@@ -134,6 +150,7 @@ def evaluator_deployment(model: str, namespace: str, image: str, config_text: st
                         "name": "evaluator",
                         "image": image,
                         "command": [COMMAND, "--config", f"{CONFIG_DIR}/{CONFIG_FILE}"],
+                        **({"env": env} if env else {}),
                         "ports": [{"name": "http", "containerPort": EVALUATOR_PORT}],
                         "resources": RESOURCES,
                         "securityContext": {
@@ -182,7 +199,7 @@ def evaluator_state(model: str, namespace: str, stable: Release, candidate: Rele
     return EvaluatorState(
         model, evaluator.percent_at(stage.candidate_percent),
         config_map(name, namespace, labels, {CONFIG_FILE: text}),
-        evaluator_deployment(model, namespace, evaluator.image, text),
+        evaluator_deployment(model, namespace, evaluator.image, text, api_key_env(evaluator)),
         service(name, namespace, {"app": name}, port=EVALUATOR_PORT),
         mirror_destination(model, namespace),
     )

@@ -211,3 +211,30 @@ def test_without_a_judge_or_classifier_the_config_says_null(tmp_path: Path) -> N
     state = state_after(tmp_path, (STAGING, lambda d: [d["evaluator"].pop(k) for k in ("judge", "classifier")]))
     config = json.loads(chat(state).evaluator.config_map["data"]["evaluator.json"])
     assert config["judge"] is None and config["classifier"] is None
+
+
+def test_an_api_key_secret_reaches_the_container_as_an_env_var_the_config_names(tmp_path: Path) -> None:
+    from reconciler.evaluator.config import EvaluatorConfig, model_endpoint
+
+    secret = {"name": "judge-api-key", "key": "token"}
+    state = state_after(tmp_path, (STAGING, lambda d: d["evaluator"]["judge"].update(api_key_secret=secret)))
+    evaluator = chat(state).evaluator
+    text = evaluator.config_map["data"]["evaluator.json"]
+    config = json.loads(text)
+    assert config["judge"] == {"url": "http://judge.llm-serving.svc:8000", "model": "judge-model",
+                               "api_key_env": "SLUICE_JUDGE_API_KEY"}
+    assert "api_key_env" not in config["classifier"]  # no Secret named for it
+    [container] = evaluator.deployment["spec"]["template"]["spec"]["containers"]
+    assert container["env"] == [{"name": "SLUICE_JUDGE_API_KEY",
+                                 "valueFrom": {"secretKeyRef": {"name": "judge-api-key", "key": "token"}}}]
+    validate_manifest(evaluator.deployment, "1.33")
+    # the evaluator reads the rendered config and sends the key the kubelet put in that variable
+    judge = EvaluatorConfig.model_validate_json(text).judge
+    assert judge is not None
+    assert model_endpoint(judge, {"SLUICE_JUDGE_API_KEY": "sk-j"}).headers == {"Authorization": "Bearer sk-j"}
+
+
+def test_without_a_secret_the_container_has_no_env() -> None:
+    [container] = chat(load_desired_state(ROOT, "staging")).evaluator.deployment["spec"]["template"]["spec"][
+        "containers"]
+    assert "env" not in container
