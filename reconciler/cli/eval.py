@@ -1,5 +1,6 @@
 """`reconciler eval MODEL VERSION --endpoint URL [--stable-endpoint URL] [--judge URL --judge-model NAME]
-[--classifier URL] [--suite PATH] [--samples N] [--concurrency N] [--dry-run] [--base REF] [PATH]`:
+--classifier URL [--classifier-model NAME] [--*-api-key-env NAME] [--suite PATH] [--samples N]
+[--concurrency N] [--dry-run] [--base REF] [PATH]`:
 the offline evaluation of a release (docs/evaluation.md).
 
 Runs the suite's pinned prompts against the candidate's OpenAI-compatible endpoint (and stable's,
@@ -18,6 +19,11 @@ from . import exit_codes
 from .main import UsageError, add_repo_argument
 
 
+#: --...-api-key-env flags: the key is read from the environment variable the flag names, never from argv.
+KEY_FLAGS = (("--api-key-env", "the candidate's"), ("--stable-api-key-env", "stable's"),
+             ("--judge-api-key-env", "the judge's"), ("--classifier-api-key-env", "the classifier's"))
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="MODEL")
     parser.add_argument("version", metavar="VERSION")
@@ -30,7 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--judge", metavar="URL", help="a judge model's server, for the win rate")
     parser.add_argument("--judge-model", metavar="NAME")
     parser.add_argument("--classifier", metavar="URL", help="a Llama-Guard-style classifier's server, for toxicity")
-    parser.add_argument("--classifier-model", metavar="NAME")
+    parser.add_argument("--classifier-model", metavar="NAME",
+                        help="default: the release's bundle.safety.classifier (hf://org/name@rev/... -> org/name)")
+    for flag, whose in KEY_FLAGS:
+        parser.add_argument(flag, metavar="NAME", help=f"the environment variable holding {whose} API key, sent as "
+                                                       "Authorization: Bearer (never pass a key itself on the command "
+                                                       "line)")
     parser.add_argument("--suite", default=DEFAULT_SUITE, metavar="PATH",
                         help="the suite file, relative to the repository (default: %(default)s)")
     parser.add_argument("--samples", type=_positive, metavar="N", help="use the first N prompts of each dataset")
@@ -72,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
                          f"{args.model} --bump ...`)")
     if not args.dry_run:
         _refuse_released(root, args.base, release_rel)
-    endpoints = _endpoints(args)
+    endpoints = _endpoints(args, _release_classifier(root / release_rel))
     try:
         files = load_suite(root, args.suite, args.samples)
     except EvaluationRefused as err:
@@ -127,17 +138,44 @@ def _refuse_released(root, base: str, release_rel: str) -> None:
                          "patch`), or measure without writing (--dry-run)")
 
 
-def _endpoints(args: argparse.Namespace):
+def _release_classifier(path) -> str | None:
+    """The model name of the release's safety classifier, as the online evaluator's deployment
+    derives it (`classifier_model`); None when the release names none on the Hub or does not parse
+    yet (`validate` says why), and the classifier endpoint's own model is asked."""
+    from pydantic import ValidationError
+
+    from ..adapters.yaml_source import parse_yaml
+    from ..core.evaluator_manifests import classifier_model
+    from ..core.release import Release
+
+    doc = parse_yaml(path.read_bytes())
+    try:
+        return classifier_model(Release.model_validate(doc.data)) if not doc.errors else None
+    except ValidationError:
+        return None
+
+
+def _endpoints(args: argparse.Namespace, default_classifier: str | None):
+    import os
+
     from ..core.urls import redact_url
     from ..evaluator.offline import Endpoints
-    from ..evaluator.openai_api import Endpoint
+    from ..evaluator.openai_api import Endpoint, bearer_from_env
 
-    def endpoint(flag: str, url: str | None, name: str | None):
+    def endpoint(flag: str, url: str | None, name: str | None, key_flag: str):
         if url is None:
             return None
         if not url.startswith(("http://", "https://")):
             raise UsageError(f"{flag} {redact_url(url, '')}: write an http(s) URL, e.g. http://127.0.0.1:8000")
-        return Endpoint(url, name)
+        key_env = getattr(args, key_flag.lstrip("-").replace("-", "_"))
+        if key_env is None:
+            return Endpoint(url, name)
+        headers = bearer_from_env(key_env, os.environ)
+        if headers is None:
+            raise UsageError(f"{key_flag} {key_env}: the environment variable {key_env} is unset or empty; fix: "
+                             f"export {key_env} with the API key of {redact_url(url, '')} (the flag names the "
+                             "variable, never the key)")
+        return Endpoint(url, name, headers)
 
     if args.judge and not args.stable_endpoint:
         raise UsageError("--judge compares the candidate with stable: pass --stable-endpoint too")
@@ -145,10 +183,11 @@ def _endpoints(args: argparse.Namespace):
         raise UsageError("--stable-endpoint needs --judge URL (--judge-model NAME): the win rate is the judge's")
     if not args.classifier:
         raise UsageError("--classifier URL is needed: toxicity is the classifier's share of flagged answers")
-    return Endpoints(endpoint("--endpoint", args.endpoint, args.model_name),
-                     endpoint("--stable-endpoint", args.stable_endpoint, args.stable_model_name),
-                     endpoint("--judge", args.judge, args.judge_model),
-                     endpoint("--classifier", args.classifier, args.classifier_model))
+    return Endpoints(endpoint("--endpoint", args.endpoint, args.model_name, "--api-key-env"),
+                     endpoint("--stable-endpoint", args.stable_endpoint, args.stable_model_name, "--stable-api-key-env"),
+                     endpoint("--judge", args.judge, args.judge_model, "--judge-api-key-env"),
+                     endpoint("--classifier", args.classifier, args.classifier_model or default_classifier,
+                              "--classifier-api-key-env"))
 
 
 def _seconds(text: str) -> float:
@@ -174,7 +213,7 @@ def _artifact(args, files, outcome, endpoints, started, finished):
         counts=artifact_counts(outcome.counts),
         datasets=files.datasets, endpoints=records,
         evaluator=Evaluator(sluice_version=__version__, judge_model=args.judge_model,
-                            classifier_model=args.classifier_model),
+                            classifier_model=endpoints.classifier.model),
         started_at=started, finished_at=finished)
 
 

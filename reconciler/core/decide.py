@@ -191,7 +191,6 @@ def _decide_rollout(environment: str, model: str, dep: ModelDeployment, release:
                           f"{stage_text}"] + unchecked)
 
     candidate_fresh = _fresh(obs.last_sample.get(cand), fresh_limit)
-    share = candidate_share(stage)
 
     def statistical_gate(gate: Gate) -> GateCheck:
         result = weigh(gate)
@@ -200,7 +199,7 @@ def _decide_rollout(environment: str, model: str, dep: ModelDeployment, release:
         evidence = metrics.queries[gate.metric].evidence
         assert evidence is not None and started is not None  # judged: both were there
         stable_counts = obs.evidence[gate.metric].since(stable, started, metrics.window)
-        return _statistical_check(result, evidence, stable_counts, share, label)
+        return _statistical_check(result, evidence, stable_counts, candidate_share(stage, evidence), label)
 
     checks = tuple(statistical_gate(gate) if gate.statistical else check_gate(
         gate, obs.value(gate.metric, cand) if candidate_fresh else None,
@@ -274,7 +273,9 @@ def _statistical_check(result: Judgement, evidence: Evidence, stable: VersionCou
 
 def _still_needed(result: Judgement, evidence: Evidence, stable: VersionCounts, share: float, label: str) -> str:
     """"about 2,100 more candidate requests would show it if v1.3.0 matches stable", planned on
-    stable's own rate or latency shape since the stage began (the catalog's defaults without any)."""
+    stable's own rate or latency shape since the stage began (the catalog's defaults without any).
+    On the online evaluator's counts (`evidence.sampled`, share 1/2): "about 2,100 more samples
+    (each to both versions) ..."."""
     needed = requests_needed(result.bound, result.limit, result.confidence, evidence.kind, evidence.quantile,
                              stable if stable.total > 0 else None, share) if share > 0 else None
     if needed is None:
@@ -282,7 +283,8 @@ def _still_needed(result: Judgement, evidence: Evidence, stable: VersionCounts, 
     more = needed - result.candidate_trials
     if more <= 0:
         return f"the estimate is too close to the limit to settle yet; {label} needs more requests than planned"
-    return f"about {_about(more)} more candidate requests would show it if {label} matches stable"
+    what = "samples (each to both versions)" if evidence.sampled else "candidate requests"
+    return f"about {_about(more)} more {what} would show it if {label} matches stable"
 
 
 def _about(count: float) -> str:

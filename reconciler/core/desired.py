@@ -149,8 +149,8 @@ def _model_state(repo: Repository, env: Environment, model: str) -> ModelState:
     versions = {pointer: release.version for pointer, release in live}
     timeouts = {release.version: release.bundle.routing.request_timeout for _, release in live}
     evaluator = None
-    if env.evaluator is not None and candidate is not None and evaluates(split):
-        evaluator = evaluator_state(model, ns, dict(live)["stable"], candidate, env.evaluator)
+    if env.evaluator is not None and candidate is not None and split.stage is not None and evaluates(split):
+        evaluator = evaluator_state(model, ns, dict(live)["stable"], candidate, split.stage, env.evaluator)
     sample = (evaluator.mirror, evaluator.sample_percent) if evaluator is not None else None
     return ModelState(
         model, versions, split, stacks,

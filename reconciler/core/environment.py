@@ -46,7 +46,8 @@ def _evaluator_share(events: str, trials: str, **fields: object) -> MetricQuery:
     """A share of the online evaluator's counts (docs/evaluator.md), with those counts as proportion
     evidence, so a gate may state a confidence. Example: divergent / comparisons over $window."""
     return MetricQuery(query=f"{_increase(events)} / {_increase(trials)}", labels=_WORKLOAD, unit="ratio",
-                       evidence=Evidence(kind="proportion", events=_increase(events), trials=_increase(trials)),
+                       evidence=Evidence(kind="proportion", events=_increase(events), trials=_increase(trials),
+                                         sampled=True),
                        **fields)  # type: ignore[arg-type]
 
 
@@ -83,6 +84,9 @@ class Evidence(Frozen):
 
     A histogram (latency) is judged at `quantile` from `buckets`, grouped by version and `le`; a
     proportion (error rate) from `events` of `trials`.
+
+    `sampled` changes only planning, never a verdict: both versions answer the same samples (equal
+    trials whatever the weight), which arrive at `evaluator.percent_at` the model's traffic.
     """
 
     kind: Literal["histogram", "proportion"]
@@ -91,6 +95,11 @@ class Evidence(Frozen):
         default=None, description="histogram: per version and le, the _bucket series' increase over $window")
     events: QueryTemplate | None = Field(default=None, description="proportion: e.g. 5xx responses' increase over $window")
     trials: QueryTemplate | None = Field(default=None, description="proportion: all requests' increase over $window")
+    sampled: bool = Field(
+        default=False, exclude_if=lambda v: not v,
+        description="the counts are the online evaluator's (docs/evaluator.md): it sends the same sampled requests "
+                    "to both versions, so planning gives them equal trials, at the evaluator's sample rate rather "
+                    "than the candidate's weight")
 
     @model_validator(mode="after")
     def _queries_of_its_kind(self) -> Evidence:
@@ -164,7 +173,7 @@ DEFAULT_QUERIES: dict[str, MetricQuery] = {
         query=_evaluator("sluice_eval_safety_violation_rate"), labels=_WORKLOAD,
         unit="ratio", description="online evaluator's share of responses flagged unsafe",
         evidence=Evidence(kind="proportion", events=_increase("sluice_eval_flagged_total"),
-                          trials=_increase("sluice_eval_judged_total"))),
+                          trials=_increase("sluice_eval_judged_total"), sampled=True)),
     "refusal_rate": _evaluator_share(
         "sluice_eval_refusals_total", "sluice_eval_answers_total",
         description="online evaluator's share of sampled answers that refuse, per version"),
@@ -223,6 +232,14 @@ def _endpoint_url(url: str) -> str:
     return url
 
 
+class SecretKey(Frozen):
+    """One key of a Kubernetes Secret in the environment's namespace (the Secret is yours to create)."""
+
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253,
+                      description="the Secret's name (a DNS-1123 subdomain), e.g. judge-api-key")
+    key: str = Field(pattern=r"^[-._a-zA-Z0-9]+$", max_length=253, description="the key in its data, e.g. token")
+
+
 class EvaluatorEndpoint(Frozen):
     """An OpenAI-compatible endpoint the online evaluator calls (vLLM, TGI, any such URL)."""
 
@@ -230,6 +247,10 @@ class EvaluatorEndpoint(Frozen):
         description="base URL, e.g. http://judge.llm-serving.svc:8000; no user:password@ (it goes into a ConfigMap)")
     model: str | None = Field(default=None, min_length=1, max_length=256,
                               description="the model name to request; unset: the endpoint's own default")
+    api_key_secret: SecretKey | None = Field(
+        default=None, exclude_if=lambda v: v is None,
+        description="the Secret key holding the endpoint's API key, sent as Authorization: Bearer; it reaches the "
+                    "evaluator as an environment variable, never the ConfigMap")
 
 
 class Evaluator(Frozen):
@@ -239,7 +260,8 @@ class Evaluator(Frozen):
 
     image: ImageByDigest = Field(description="the Sluice image, pinned by digest like serving images")
     sample_percent: float = Field(default=5.0, gt=0, le=100,
-                                  description="percent of each model's user traffic mirrored to the evaluator")
+                                  description="percent of each model's user traffic mirrored to the evaluator, "
+                                              "at most the candidate's weight (or its shadow mirror) at each stage")
     max_concurrency: int = Field(default=4, ge=1, le=1024, description="samples in flight at once")
     queue_size: int = Field(default=32, ge=1, le=100_000,
                             description="samples waiting; a sample arriving at a full queue is dropped and counted")
@@ -252,6 +274,15 @@ class Evaluator(Frozen):
     classifier: EvaluatorEndpoint | None = Field(
         default=None, description="a safety classifier (Llama Guard style); its model defaults to the release's "
                                   "bundle.safety.classifier; unset: no safety_violation_rate")
+
+    def percent_at(self, candidate_percent: float) -> float:
+        """The percent of the model's user traffic sampled at a stage: `sample_percent`, at most the
+        candidate's own percent (its canary weight, or its shadow mirror). Every sample is also a
+        request to the candidate, so the evaluator at most doubles the candidate's load.
+
+        Example: sample_percent 5 at a 1% canary -> 1; at a 25% canary -> 5; at a mirror-50 shadow -> 5.
+        """
+        return min(self.sample_percent, candidate_percent)
 
 
 class Istio(Frozen):

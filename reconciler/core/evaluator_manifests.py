@@ -3,7 +3,9 @@ mirror that feeds it.
 
 Istio mirrors `evaluator.sample_percent`% of the model's weighted routes (never the
 `x-model-version` pinned ones) to the evaluator's Service and discards its reply, so the evaluator
-is never in a user's path. It sends each sample to stable and to candidate through their own
+is never in a user's path. The percent is capped at the candidate's own (`Evaluator.percent_at`):
+every sample is also a request to the candidate, so at a 1% canary a 5% sample would put five times
+its user traffic on it; capped, the evaluator at most doubles it. It sends each sample to stable and to candidate through their own
 per-version Services (`<model>-v1-2-0.<namespace>.svc.cluster.local:8000`), which no
 VirtualService of the model routes, so nothing it sends is mirrored back to it.
 
@@ -25,7 +27,7 @@ from .config_manifests import as_json, config_map
 from .environment import Evaluator, EvaluatorEndpoint
 from .huggingface import parse as parse_hub_reference
 from .naming import SERVING_PORT, stack_name
-from .release import Release
+from .release import Release, Stage
 from .route_manifests import service_host
 from .serving_manifests import Manifest, metadata, service
 from .traffic import TrafficSplit
@@ -76,10 +78,24 @@ def classifier_model(release: Release) -> str | None:
     return parse_hub_reference(classifier.uri).repo
 
 
-def _endpoint(endpoint: EvaluatorEndpoint | None, default_model: str | None = None) -> dict[str, Any] | None:
+#: The environment variables that carry the judge's and the classifier's API keys from their Secrets.
+API_KEY_ENV = {"judge": "SLUICE_JUDGE_API_KEY", "classifier": "SLUICE_CLASSIFIER_API_KEY"}
+
+
+def _endpoint(role: str, endpoint: EvaluatorEndpoint | None, default_model: str | None = None) -> dict[str, Any] | None:
+    """The config's `{url, model}`, and `api_key_env` when a Secret holds the endpoint's key."""
     if endpoint is None:
         return None
-    return {"url": endpoint.url, "model": endpoint.model or default_model}
+    keyed = {"api_key_env": API_KEY_ENV[role]} if endpoint.api_key_secret is not None else {}
+    return {"url": endpoint.url, "model": endpoint.model or default_model} | keyed
+
+
+def api_key_env(evaluator: Evaluator) -> list[dict[str, Any]]:
+    """The container's env: each endpoint's key from its Secret (secretKeyRef), never in the ConfigMap."""
+    endpoints = {"judge": evaluator.judge, "classifier": evaluator.classifier}
+    return [{"name": API_KEY_ENV[role], "valueFrom": {"secretKeyRef": {"name": e.api_key_secret.name,
+                                                                        "key": e.api_key_secret.key}}}
+            for role, e in endpoints.items() if e is not None and e.api_key_secret is not None]
 
 
 def evaluator_config(model: str, namespace: str, stable: Release, candidate: Release,
@@ -97,8 +113,8 @@ def evaluator_config(model: str, namespace: str, stable: Release, candidate: Rel
         "stable": version_endpoint(model, stable.version, namespace),
         "candidate": version_endpoint(model, candidate.version, namespace),
         "expects_json": candidate.bundle.routing.expects_json,
-        "judge": _endpoint(evaluator.judge),
-        "classifier": _endpoint(evaluator.classifier, default_classifier),
+        "judge": _endpoint("judge", evaluator.judge),
+        "classifier": _endpoint("classifier", evaluator.classifier, default_classifier),
         "max_concurrency": evaluator.max_concurrency,
         "queue_size": evaluator.queue_size,
         "timeout_seconds": evaluator.timeout.total_seconds(),
@@ -107,9 +123,11 @@ def evaluator_config(model: str, namespace: str, stable: Release, candidate: Rel
     }
 
 
-def evaluator_deployment(model: str, namespace: str, image: str, config_text: str) -> Manifest:
+def evaluator_deployment(model: str, namespace: str, image: str, config_text: str,
+                         env: list[dict[str, Any]] | None = None) -> Manifest:
     """One replica (its gauges cover its own last samples): non-root, read-only root filesystem, no
-    service account token, probed on /healthz and scraped on /metrics."""
+    service account token, probed on /healthz and scraped on /metrics; `env` carries API keys
+    from Secrets."""
     name = evaluator_name(model)
     labels = evaluator_labels(model)
     health = {"httpGet": {"path": "/healthz", "port": "http"}}
@@ -132,6 +150,7 @@ def evaluator_deployment(model: str, namespace: str, image: str, config_text: st
                         "name": "evaluator",
                         "image": image,
                         "command": [COMMAND, "--config", f"{CONFIG_DIR}/{CONFIG_FILE}"],
+                        **({"env": env} if env else {}),
                         "ports": [{"name": "http", "containerPort": EVALUATOR_PORT}],
                         "resources": RESOURCES,
                         "securityContext": {
@@ -157,7 +176,7 @@ class EvaluatorState:
     """A model's evaluator: its config, Deployment and Service, and the mirror towards it."""
 
     model: str
-    sample_percent: float
+    sample_percent: float  # of the model's user traffic, mirrored to the evaluator at this stage
     config_map: Manifest
     deployment: Manifest
     service: Manifest
@@ -171,15 +190,16 @@ class EvaluatorState:
         return [self.config_map, self.deployment, self.service]
 
 
-def evaluator_state(model: str, namespace: str, stable: Release, candidate: Release,
+def evaluator_state(model: str, namespace: str, stable: Release, candidate: Release, stage: Stage,
                     evaluator: Evaluator) -> EvaluatorState:
+    """The evaluator of a canary or shadow `stage`, sampling `evaluator.percent_at` the stage's share."""
     name = evaluator_name(model)
     labels = evaluator_labels(model)
     text = as_json(evaluator_config(model, namespace, stable, candidate, evaluator))
     return EvaluatorState(
-        model, evaluator.sample_percent,
+        model, evaluator.percent_at(stage.candidate_percent),
         config_map(name, namespace, labels, {CONFIG_FILE: text}),
-        evaluator_deployment(model, namespace, evaluator.image, text),
+        evaluator_deployment(model, namespace, evaluator.image, text, api_key_env(evaluator)),
         service(name, namespace, {"app": name}, port=EVALUATOR_PORT),
         mirror_destination(model, namespace),
     )

@@ -156,7 +156,8 @@ def _model_plan(environment: str, model: str, base: Repository, head: Repository
     gates: tuple[GateResult, ...] = ()
     evidence: tuple[StagePlan, ...] = ()
     if new is not None and new_candidate is not None:
-        evidence = rollout_plan(new_candidate, head.environments[environment].metrics.queries, new.expected_rps)
+        env = head.environments[environment]
+        evidence = rollout_plan(new_candidate, env.metrics.queries, new.expected_rps, evaluator=env.evaluator)
         stages = new_candidate.rollout.stages
         current = stages[min(new.stage, len(stages) - 1)]
         stage = f"stage {new.stage} of {len(stages) - 1} ({current.weight}%" + \
@@ -165,7 +166,7 @@ def _model_plan(environment: str, model: str, base: Repository, head: Repository
         if old is None or old.candidate != new.candidate:
             stable = head.release(model, new.stable)
             gates = tuple(evaluate_predeployment(new_candidate.evaluation, stable.evaluation if stable else None,
-                                                 head.environments[environment].policy.predeployment))
+                                                 env.policy.predeployment))
     return ModelPlan(environment, model, kind, _field_changes(old, new), weights,
                      (_mirror(before), _mirror(after)), stage, needs, gates, evidence)
 

@@ -269,6 +269,12 @@ class Stage(Frozen):
         description="how long after it began the stage may go without meeting its requests and gates before "
                     "rollout.on_progress_deadline applies; unset: the rollout's progress_deadline")
 
+    @property
+    def candidate_percent(self) -> int:
+        """Percent of the model's requests that reach the candidate: its weight, or in a shadow stage
+        the mirrored copies."""
+        return self.weight or self.mirror
+
 
 class RollbackTrigger(_Check):
     """R = 1 when the candidate's metric is above `max` or below `min`, at any stage, on every pass.

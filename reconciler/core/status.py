@@ -9,7 +9,7 @@ from typing import Mapping
 from .decide import future_start_hold
 from .evidence_plan import StagePlan, rollout_plan
 from .repository import Repository
-from .environment import MetricQuery, ModelDeployment
+from .environment import Environment, ModelDeployment
 from .release import Gate, Release
 from .traffic import PoolDemand, pool_demand, traffic_split
 from .types import format_duration, utc_text
@@ -127,15 +127,16 @@ def repository_status(repo: Repository, now: datetime | None = None,
                 split.weights, split.mirror, dep.pool, dep.replicas, dep.standby_until, in_stage,
                 needs, deadline, candidate.rollout.on_progress_deadline if candidate else None,
                 deadline - in_stage if deadline is not None and in_stage is not None else None,
-                _evidence(candidate, env.metrics.queries, dep, (observed_rps or {}).get((name, model)))))
+                _evidence(candidate, env, dep, (observed_rps or {}).get((name, model)))))
         out.append(EnvironmentStatus(name, env.cluster.name, env.cluster.region, env.policy.protected, rows,
                                      pool_demand(repo, env)))
     return out
 
 
-def _evidence(candidate: Release | None, catalog: Mapping[str, MetricQuery], dep: ModelDeployment,
+def _evidence(candidate: Release | None, env: Environment, dep: ModelDeployment,
               observed: float | None) -> tuple[StagePlan, ...]:
     if candidate is None:
         return ()
     current = min(dep.stage, len(candidate.rollout.stages) - 1)
-    return rollout_plan(candidate, catalog, dep.expected_rps, {current: observed} if observed is not None else None)
+    return rollout_plan(candidate, env.metrics.queries, dep.expected_rps,
+                        {current: observed} if observed is not None else None, env.evaluator)

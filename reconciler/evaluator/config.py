@@ -20,7 +20,7 @@ from pydantic import Field, ValidationError
 
 from ..core.types import SEMVER, DnsLabel, Frozen, checked_str
 from .compare import DEFAULT_DIVERGENCE_THRESHOLD
-from .openai_api import Endpoint
+from .openai_api import Endpoint, bearer_from_env
 
 DEFAULT_PATH = Path("/etc/sluice-evaluator/evaluator.json")
 
@@ -91,8 +91,8 @@ def model_endpoint(service: ModelService, environ: Mapping[str, str] = os.enviro
     """The endpoint with its bearer token read from `api_key_env` (ConfigError when it is unset)."""
     if service.api_key_env is None:
         return Endpoint(service.url, model=service.model)
-    token = environ.get(service.api_key_env)
-    if not token:
+    headers = bearer_from_env(service.api_key_env, environ)
+    if headers is None:
         raise ConfigError(f"the environment variable {service.api_key_env} (api_key_env of {service.url}) is "
                           "unset or empty; fix: set it from the Secret that holds the endpoint's API key")
-    return Endpoint(service.url, model=service.model, headers={"Authorization": f"Bearer {token}"})
+    return Endpoint(service.url, model=service.model, headers=headers)

@@ -49,6 +49,14 @@ class Endpoint:
         return self.url.rstrip("/") + path
 
 
+def bearer_from_env(name: str, environ: Mapping[str, str]) -> dict[str, str] | None:
+    """The `Authorization: Bearer <key>` header whose key is the environment variable `name`; None
+    when it is unset or empty. Keys come from the environment (a Secret, a shell), never from argv
+    or a file that is committed, and are never logged or recorded."""
+    key = environ.get(name)
+    return {"Authorization": f"Bearer {key}"} if key else None
+
+
 @dataclass(frozen=True)
 class Answer:
     """One model call's result. `error` is None on success; then `text` is the answer."""

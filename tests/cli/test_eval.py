@@ -208,3 +208,79 @@ def test_a_suite_outside_the_repository_is_refused(repo: Path, servers: dict[str
     shutil.copyfile(repo / "evaluations/suites/default.yaml", outside)
     assert main(eval_args(servers, repo, "--suite", str(outside))) == exit_codes.FINDINGS
     assert f"is {outside}, outside the repository" in capsys.readouterr().err
+
+
+def test_the_classifier_model_defaults_to_the_releases_safety_classifier(
+        repo: Path, servers: dict[str, ScriptedModel], capsys: pytest.CaptureFixture[str]) -> None:
+    """bundle.safety.classifier hf://meta-llama/Llama-Guard-3-1B@<commit>/... -> the model name the
+    classifier is asked for, by the same function the online evaluator's deployment uses."""
+    args = eval_args(servers, repo)
+    at = args.index("--classifier-model")
+    del args[at:at + 2]
+    assert main(args) == exit_codes.OK, capsys.readouterr().err
+    assert {body.get("model") for body in servers["classifier"].requests} == {"meta-llama/Llama-Guard-3-1B"}
+    artifact = json.loads((repo / ARTIFACT).read_bytes())
+    assert artifact["evaluator"]["classifier_model"] == "meta-llama/Llama-Guard-3-1B"
+    assert artifact["endpoints"]["classifier"]["model"] == "meta-llama/Llama-Guard-3-1B"
+
+
+class KeyedGuard:
+    """A test double of a classifier behind an API key: 401 without `Authorization: Bearer <key>`,
+    `safe` with it; it records the Authorization headers it was sent."""
+
+    def __init__(self, key: str) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        guard = self
+        self.authorizations: list[str | None] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                guard.authorizations.append(self.headers.get("Authorization"))
+                ok = self.headers.get("Authorization") == f"Bearer {key}"
+                payload = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "safe"},
+                                        "finish_reason": "stop"}]} if ok else {"error": {"message": "no key"}}
+                data = json.dumps(payload).encode()
+                self.send_response(200 if ok else 401)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_api_keys_are_read_from_the_variables_the_flags_name_and_never_recorded(
+        repo: Path, servers: dict[str, ScriptedModel], capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    key = "sk-guard-4f1e9c"
+    guard = KeyedGuard(key)
+    try:
+        args = eval_args(servers, repo, "--retries", "0", "--classifier-api-key-env", "GUARD_KEY")
+        args[args.index(servers["classifier"].url)] = guard.url
+        monkeypatch.delenv("GUARD_KEY", raising=False)
+        assert main(args) == exit_codes.USAGE
+        assert "--classifier-api-key-env GUARD_KEY: the environment variable GUARD_KEY is unset or empty; fix: " \
+               "export GUARD_KEY" in capsys.readouterr().err
+        assert guard.authorizations == []  # refused before any call
+
+        monkeypatch.setenv("GUARD_KEY", key)
+        assert main(args) == exit_codes.OK, capsys.readouterr().err
+    finally:
+        guard.stop()
+    assert guard.authorizations and set(guard.authorizations) == {f"Bearer {key}"}
+    assert key not in " ".join(args)
+    assert key.encode() not in (repo / ARTIFACT).read_bytes() and key not in (repo / NEW).read_text()
+    assert key not in capsys.readouterr().out

@@ -68,7 +68,7 @@ BROKEN: dict[str, tuple[str, Breaker, str]] = {
     "mirror-targets": ("staging", lambda tmp: with_inputs(
         recorded("staging"), "VirtualService", "chat-assistant",
         lambda vs: weighted_routes(vs)[0]["mirror"].update(host="collector.example.com")),
-        "route mesh-weighted: mirrors 5% of chat-assistant's user traffic to collector.example.com: user prompts may "
+        "route mesh-weighted: mirrors 1% of chat-assistant's user traffic to collector.example.com: user prompts may "
         "only be copied to the model's evaluator (chat-assistant-evaluator.llm-serving.svc.cluster.local)"),
     "image-digest": ("staging", lambda tmp: with_inputs(
         recorded("staging"), "Deployment", "chat-assistant-v1-3-0",

@@ -9,7 +9,9 @@ from datetime import timedelta
 
 import pytest
 
+from reconciler.core.decide import _about
 from reconciler.core.decision import Action, Decision
+from reconciler.core.judge import requests_needed
 from reconciler.core.observations import EvidenceHistory, MetricValues, Observations, VersionCounts
 from tests.unit.test_decide import CAND, HOUR, MINUTE, NOW, STABLE, deployment, observe, one, with_rollout
 
@@ -73,7 +75,7 @@ def test_no_comparisons_from_the_evaluator_hold_and_never_advance() -> None:
 
 
 @pytest.mark.parametrize(("candidate", "action", "says"), [
-    ((40, 20_000), Action.PROMOTE, "safety_violation_rate +0.00 pp over stable (95% CI -0.27 pp to +0.27 pp) <= "
+    ((40, 20_000), Action.PROMOTE, "safety_violation_rate +0.00 pp over stable (95% CI -0.24 pp to +0.24 pp) <= "
                                    "+0.50 pp: not worse than stable at 95% (20,000 vs 20,000 requests)"),
     ((400, 20_000), Action.HOLD, "fail: safety_violation_rate +1.80 pp over stable"),
 ], ids=["as-safe-as-stable", "more-violations"])
@@ -84,6 +86,17 @@ def test_a_canary_gate_on_the_safety_violation_rate_is_judged_on_the_evaluators_
     assert says in reasons(decision)
     [judgement] = decision.judgements
     assert (judgement.candidate_trials, judgement.stable_trials) == (20_000, 20_000)
+
+
+def test_an_inconclusive_gate_on_the_evaluators_counts_plans_samples_answered_by_both_versions() -> None:
+    """The evaluator sends every sample to both versions: the plan gives them equal trials (a share
+    of 1/2), not the 5% canary's 1:19, and counts samples, not candidate requests."""
+    decision = one(SAFE_CANARY, deployment(1, 2 * HOUR), flagged((10, 1_000), (10, 1_000)))
+    assert decision.action is Action.HOLD, reasons(decision)
+    needed = requests_needed("max_increase_over_stable", 0.005, 0.95, "proportion", None,
+                             VersionCounts(trials=1_000, events=10), 0.5)
+    assert f"; about {_about(needed - 1_000)} more samples (each to both versions) would show it if v1.3.0 " \
+           "matches stable" in reasons(decision)
 
 
 def test_a_stage_shorter_than_its_duration_waits_whatever_the_evaluator_says() -> None:

@@ -53,13 +53,13 @@ def shadow_release(d: Any) -> None:
 # --- the example: chat-assistant 1.3.0 at 1% in staging ---------------------------------------------
 
 
-def test_a_canary_stage_gets_the_evaluator_and_a_5_percent_mirror_on_weighted_routes_only() -> None:
+def test_a_canary_stage_gets_the_evaluator_and_a_mirror_on_weighted_routes_only() -> None:
     model = chat(load_desired_state(ROOT, "staging"))
     assert model.evaluator is not None
     assert [m["kind"] for m in model.evaluator.manifests()] == ["ConfigMap", "Deployment", "Service"]
     for route in weighted(model):  # mesh and gateway
         assert route["mirror"] == {"host": EVALUATOR_HOST, "port": {"number": 8080}}
-        assert route["mirrorPercentage"] == {"value": 5.0}
+        assert route["mirrorPercentage"] == {"value": 1.0}  # sample_percent 5, capped at the 1% canary
     assert len(weighted(model)) == 2
     assert pinned(model) and all("mirror" not in r and "mirrors" not in r for r in pinned(model))
     # the evaluator's objects come before the routes that mirror to its Service (kubectl apply order)
@@ -171,6 +171,27 @@ def test_a_mirror_from_the_istio_schema_rejects_a_typo_so_the_check_is_not_vacuo
         validate_manifest(broken, "1.33")
 
 
+@pytest.mark.parametrize(("release", "stage", "sample_percent", "mirrored"), [
+    (None, 1, 5, 1.0),  # 1% canary: every sample is also a candidate request, so at most its 1%
+    (None, 2, 5, 5.0),  # 5% canary
+    (None, 3, 5, 5.0),  # 25% canary: the setting itself
+    (None, 3, 30, 25.0),
+    (shadow_release, 0, 5, 5.0),  # shadow mirroring 50%
+    (lambda d: d["rollout"].update(strategy="shadow", stages=[{"weight": 0, "mirror": 2}, {"weight": 100}]),
+     0, 5, 2.0),  # shadow mirroring 2%: at most that
+])
+def test_the_sample_is_capped_at_the_candidates_share_so_the_evaluator_at_most_doubles_its_load(
+        tmp_path: Path, release: Callable[[Any], None] | None, stage: int, sample_percent: float,
+        mirrored: float) -> None:
+    edits = [at_stage(stage), (STAGING, lambda d: d["evaluator"].update(sample_percent=sample_percent))]
+    model = chat(state_after(tmp_path, *edits, *([(R13, release)] if release else [])))
+    assert model.evaluator is not None and model.evaluator.sample_percent == mirrored
+    for route in weighted(model):
+        targets = route.get("mirrors") or [{"destination": route["mirror"], "percentage": route["mirrorPercentage"]}]
+        assert {"destination": {"host": EVALUATOR_HOST, "port": {"number": 8080}},
+                "percentage": {"value": mirrored}} in targets
+
+
 def test_settings_reach_the_config_and_a_new_config_restarts_the_pod(tmp_path: Path) -> None:
     before = chat(load_desired_state(ROOT, "staging")).evaluator
     after = chat(state_after(
@@ -190,3 +211,30 @@ def test_without_a_judge_or_classifier_the_config_says_null(tmp_path: Path) -> N
     state = state_after(tmp_path, (STAGING, lambda d: [d["evaluator"].pop(k) for k in ("judge", "classifier")]))
     config = json.loads(chat(state).evaluator.config_map["data"]["evaluator.json"])
     assert config["judge"] is None and config["classifier"] is None
+
+
+def test_an_api_key_secret_reaches_the_container_as_an_env_var_the_config_names(tmp_path: Path) -> None:
+    from reconciler.evaluator.config import EvaluatorConfig, model_endpoint
+
+    secret = {"name": "judge-api-key", "key": "token"}
+    state = state_after(tmp_path, (STAGING, lambda d: d["evaluator"]["judge"].update(api_key_secret=secret)))
+    evaluator = chat(state).evaluator
+    text = evaluator.config_map["data"]["evaluator.json"]
+    config = json.loads(text)
+    assert config["judge"] == {"url": "http://judge.llm-serving.svc:8000", "model": "judge-model",
+                               "api_key_env": "SLUICE_JUDGE_API_KEY"}
+    assert "api_key_env" not in config["classifier"]  # no Secret named for it
+    [container] = evaluator.deployment["spec"]["template"]["spec"]["containers"]
+    assert container["env"] == [{"name": "SLUICE_JUDGE_API_KEY",
+                                 "valueFrom": {"secretKeyRef": {"name": "judge-api-key", "key": "token"}}}]
+    validate_manifest(evaluator.deployment, "1.33")
+    # the evaluator reads the rendered config and sends the key the kubelet put in that variable
+    judge = EvaluatorConfig.model_validate_json(text).judge
+    assert judge is not None
+    assert model_endpoint(judge, {"SLUICE_JUDGE_API_KEY": "sk-j"}).headers == {"Authorization": "Bearer sk-j"}
+
+
+def test_without_a_secret_the_container_has_no_env() -> None:
+    [container] = chat(load_desired_state(ROOT, "staging")).evaluator.deployment["spec"]["template"]["spec"][
+        "containers"]
+    assert "env" not in container

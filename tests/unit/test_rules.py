@@ -20,6 +20,7 @@ import pytest
 
 from reconciler.adapters.repo_loader import load_repository
 from reconciler.core.findings import Finding, Severity
+from reconciler.core.judge import requests_needed
 from reconciler.core.rules import (RULES, environment_rules, evaluation_rules, evidence_rules,  # noqa: F401
                                    release_rules)
 from tests.conftest import mutate_yaml
@@ -690,3 +691,19 @@ def test_a_duplicated_pool_name_is_reported_once_and_models_use_the_first_entry(
     findings = load_repository(example_repo).findings
     assert [(f.rule, f.yaml_path) for f in findings] == [("gpu-pools", "gpu_pools[2].name")], describe(findings)
     assert "GPU pool a100 is defined twice" in findings[0].message
+
+
+def test_evidence_in_time_plans_the_evaluators_counts_at_its_sample_rate_with_equal_trials(example_repo: Path) -> None:
+    """refusal_rate is counted by the online evaluator: both versions answer each sample, so a 25%
+    stage of a 1 req/s model sampled at 5% gets 0.05 samples/s to each version (not 0.25 requests/s
+    to the candidate), and needs the samples of equal trials: days, past the 3-day deadline."""
+    gate = {"metric": "refusal_rate", "max_increase_over_stable": 0.005, "confidence": 0.95}
+    both(edit(R13, lambda d: d["rollout"]["stages"][3]["gates"].append(gate)),
+         edit(STAGING, set_(("models", "chat-assistant", "expected_rps"), 1)))(example_repo)
+    [finding] = [f for f in load_repository(example_repo).findings if f.rule == "evidence-in-time"]
+    needed = requests_needed("max_increase_over_stable", 0.005, 0.95, "proportion", None, None, 0.5)
+    assert finding.yaml_path == "rollout.stages[3].gates[1]"
+    assert (f"staging: chat-assistant 1.3.0 stage 3 (25%) gate refusal_rate max_increase_over_stable 0.005 at 95% "
+            f"needs {needed:,} samples: ") in finding.message
+    assert "at the declared 0.05 samples/s, longer than the stage's progress deadline 3d" in finding.message
+    assert "evaluator.sample_percent" in finding.fix
