@@ -148,7 +148,8 @@ class Rig:
                                   scrape=[self.evaluator.url.removeprefix("http://")],
                                   scrape_labels={"namespace": NAMESPACE})
         self.stack.callback(server.stop)
-        self.prometheus, self.client, self.stage_began = server, PrometheusClient(server.url, timeout=10), now - STAGE_AGE
+        self.prometheus, self.client = server, PrometheusClient(server.url, timeout=10)
+        self.stage_began = now - STAGE_AGE
         return server
 
     def wait_scraping(self) -> None:

@@ -32,8 +32,8 @@ from ..cli.reconcile import report_text
 from ..core.types import utc_text
 from .player import DemoError, DemoUsageError, edit_yaml, git_dates, hermetic_git, make_repository, run_cli
 from .shadow import (
-    APP, CANDIDATE, CANDIDATES, MESH_LEAD, ROUNDS, SHADOW_PLAN, STABLE, STABLE_ANSWERS, STAGE_AGE, Rig, comparison_table, ratio,
-    settled_now, start_rig, use_shadow_plan,
+    APP, CANDIDATE, CANDIDATES, MESH_LEAD, ROUNDS, SHADOW_PLAN, STABLE, STABLE_ANSWERS, STAGE_AGE, Rig,
+    comparison_table, ratio, settled_now, start_rig, use_shadow_plan,
 )
 
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -85,7 +85,8 @@ def _play(rig: Rig, root: Path, out: Path, candidate: str, echo: Callable[[str],
     else:
         why = None
         echo(f"Prometheus at {server.url} scrapes the evaluator's /metrics every second (and holds "
-             f"{_minutes(STAGE_AGE + MESH_LEAD)} minutes of Istio's series up to now: a synthetic history, backfilled).")
+             f"{_minutes(STAGE_AGE + MESH_LEAD)} minutes of Istio's series up to now: a synthetic history, "
+             "backfilled).")
     began = now - STAGE_AGE
     echo(f"$ cd {root}")
     run_cli(echo, "start", APP, CANDIDATE, "-e", ENVIRONMENT, "--at", utc_text(began), root=root, when=began)

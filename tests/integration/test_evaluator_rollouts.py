@@ -12,7 +12,7 @@ evaluator's flagged/judged counts.
 
 One Prometheus per case (the catalog sums series by app and version, so two evaluators of the
 same model in one Prometheus would add up); the four start together and share the ~6 s until
-their first scrape, so the module takes about 10 s.
+their first scrape, so the module takes about 17 s. Prometheus missing is an error, never a skip.
 """
 
 from __future__ import annotations
@@ -25,14 +25,8 @@ from typing import Iterator
 
 import pytest
 
-from reconciler.demo.prometheus import binaries
 from reconciler.demo.shadow import CANDIDATES, Rig, settled_now, start_rig, use_shadow_plan
 from tests.integration.rollout_world import CHAT, STAGING, World, git, z
-
-try:
-    binaries()
-except RuntimeError as missing:  # pragma: no cover - the test image has it
-    pytest.skip(str(missing), allow_module_level=True)
 
 STAGE_0 = "stage 0 (0%, mirroring 100%)"
 SAMPLES = 96  # 8 rounds of the 12 prompts: enough for 9 of 36 flagged to be "worse" at 95%
@@ -77,11 +71,11 @@ def test_a_diverging_candidate_is_rolled_back_naming_the_divergence(shadow: Worl
     assert decision["action"] == "rollback"
     assert decision["reasons"] == [f"shadow_divergence_rate 0.4167 > max 0.3 over 5m at {STAGE_0}",
                                    "traffic back to stable 1.2.0"]
-    assert step.commit.subject == "Roll back chat-assistant 1.3.0 in staging: shadow_divergence_rate 0.4167 > max 0.3 over 5m"
+    assert step.commit.subject == ("Roll back chat-assistant 1.3.0 in staging: shadow_divergence_rate 0.4167 > max 0.3 "
+                                   "over 5m")
     assert shadow.pointers() == {"stable": "1.2.0"}  # the candidate's pointers are gone, comments kept
     changed = git(shadow.root, "show", "--name-only", "--format=", step.commit.sha).split()
-    stamp = z(now).replace(":", "").replace("-", "")
-    assert changed == [STAGING, f"incidents/staging/{stamp[:4]}-{stamp[4:6]}-{stamp[6:]}-staging-chat-assistant-1.3.0.yaml"]
+    assert changed == [STAGING, f"incidents/staging/{now:%Y-%m-%dT%H%M%SZ}-staging-chat-assistant-1.3.0.yaml"]
 
 
 def test_a_candidate_whose_answers_turn_unsafe_is_rolled_back_on_the_classifiers_counts(
@@ -90,8 +84,9 @@ def test_a_candidate_whose_answers_turn_unsafe_is_rolled_back_on_the_classifiers
     decision = step.decision
     assert decision["action"] == "rollback", decision
     # 3 of the 12 prompts flagged against none of stable's; extrapolated counts, so the CI is matched loosely
-    assert re.fullmatch(r"safety_violation_rate \+25\.00 pp over stable \(95% CI \+[\d.]+ pp to \+[\d.]+ pp\) > \+2\.00 pp: "
-                        rf"worse than stable at 95% \([\d,.]+ vs [\d,.]+ requests\) at {re.escape(STAGE_0)}",
+    assert re.fullmatch(r"safety_violation_rate \+25\.00 pp over stable \(95% CI \+[\d.]+ pp to \+[\d.]+ pp\) > "
+                        r"\+2\.00 pp: worse than stable at 95% \([\d,.]+ vs [\d,.]+ requests\) at "
+                        + re.escape(STAGE_0),
                         decision["reasons"][0]), decision["reasons"]
     assert len(decision["reasons"]) == 2  # the divergence (1 of 12 prompts) stays under its trigger
     assert shadow.pointers() == {"stable": "1.2.0"}

@@ -186,15 +186,20 @@ def test_the_recorded_fallback_reaches_the_same_decisions_and_commits(played: Pl
     assert ours == theirs  # the same page, but for where its series came from
 
 
-def test_without_prometheus_the_demo_says_so_and_plays_from_recorded_values(tmp_path: Path) -> None:
-    """As scripts/example.sh runs it, on a machine where `prometheus` is not installed."""
+def without_prometheus(tmp_path: Path, module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m MODULE ARGS` with only git on PATH: a machine where `prometheus` is not installed."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "git").symlink_to(subprocess.run(["which", "git"], capture_output=True, text=True,
                                                 check=True).stdout.strip())
     env = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
-    done = subprocess.run([sys.executable, "-m", "reconciler.demo", "--out", str(tmp_path / "demo")], cwd=ROOT,
-                          env={**env, "PATH": str(bin_dir)}, capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env={**env, "PATH": str(bin_dir)},
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_without_prometheus_the_demo_says_so_and_plays_from_recorded_values(tmp_path: Path) -> None:
+    """As scripts/example.sh runs it, on a machine where `prometheus` is not installed."""
+    done = without_prometheus(tmp_path, "reconciler.demo", "--out", str(tmp_path / "demo"))
     assert done.returncode == 0, done.stderr
     assert ("Prometheus is not available here (prometheus and promtool not found on PATH: install it: apt-get "
             "install -y --no-install-recommends prometheus (as root)).") in done.stdout
@@ -352,13 +357,7 @@ def test_the_shadow_act_rolls_back_the_diverging_candidate_on_the_evaluators_ser
 
 
 def test_without_prometheus_the_shadow_act_says_so_and_shows_the_evaluators_counts(tmp_path: Path) -> None:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "git").symlink_to(subprocess.run(["which", "git"], capture_output=True, text=True,
-                                                check=True).stdout.strip())
-    env = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
-    done = subprocess.run([sys.executable, "-m", "reconciler.demo.shadow_act", "--out", str(tmp_path / "act")],
-                          cwd=ROOT, env={**env, "PATH": str(bin_dir)}, capture_output=True, text=True, timeout=120)
+    done = without_prometheus(tmp_path, "reconciler.demo.shadow_act", "--out", str(tmp_path / "act"))
     assert done.returncode == 0, done.stderr
     assert "Prometheus is not available here (prometheus and promtool not found on PATH" in done.stdout
     assert re.search(r"divergent from stable's answer +- +40 of 96 \(0\.42\)", done.stdout)
