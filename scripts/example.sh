@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the example repository: validate it, show what runs where, render staging,
 # preview it offline (the program under mocks, judged by the policy pack over gRPC), then play a
-# canary end to end against a local Prometheus (or recorded metric values) and write its report.
+# canary end to end against a local Prometheus (or recorded metric values) and write its report, and
+# show the online evaluator's series deciding a shadow stage (scripted models on loopback, no GPU).
 source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh"
 ensure_venv "pulumi"
 echo "== reconciler validate"
@@ -31,3 +32,8 @@ if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2
   fi
 fi
 python -m reconciler.demo --out "$(mktemp -d)/demo"
+echo
+echo "== the online evaluator deciding a shadow stage, in another temporary repository: scripted stable and"
+echo "   candidate servers, classifier and judge on loopback (no GPU, no network), the real evaluator fed mirrored"
+echo "   requests, Prometheus scraping it live, and a reconcile pass reading its series"
+python -m reconciler.demo.shadow_act --out "$(mktemp -d)/shadow"

@@ -79,8 +79,8 @@ def play(source: Path, out: Path, *, recorded: bool = False, record: Path | None
     if out.exists() and any(out.iterdir()):
         raise DemoUsageError(f"{out} is not empty: give --out a new or empty directory")
     demo = Demo(out, out / "repo", out / "report.html", "recorded" if recorded else "prometheus")
-    with _environment(_HERMETIC_GIT):
-        _make_repository(Path(source), demo.root)
+    with hermetic_git():
+        make_repository(Path(source), demo.root)
         server = None
         if not recorded:
             try:
@@ -121,11 +121,11 @@ def _play(demo: Demo, server: PrometheusServer | None, record: Path | None, echo
         return client
 
     echo(f"$ cd {demo.root}")
-    _run_cli(echo, "start", s.MODEL, s.CANDIDATE, "-e", s.ENVIRONMENT, "--at", utc_text(s.START),
+    run_cli(echo, "start", s.MODEL, s.CANDIDATE, "-e", s.ENVIRONMENT, "--at", utc_text(s.START),
              root=demo.root, when=s.START)
     for step in s.PASSES:
         echo(f"$ reconciler reconcile -e {s.ENVIRONMENT} --at {utc_text(step.at)}{flag}")
-        with _git_dates(step.at):
+        with git_dates(step.at):
             report = run_pass(demo.root, environments=[s.ENVIRONMENT], prometheus_url=url, at=step.at,
                               client_factory=factory)
         echo(report_text(report, dry_run=False))
@@ -170,8 +170,9 @@ def pass_table(demo: Demo) -> list[str]:
 
 # --- the repository -------------------------------------------------------------------------------
 
-def _make_repository(source: Path, root: Path) -> None:
-    """The example's files in a fresh git repository, one commit a day before the rollout."""
+def make_repository(source: Path, root: Path, prepare: Callable[[Path], None] | None = None) -> None:
+    """The example's files in a fresh git repository, one commit a day before the rollout;
+    `prepare(root)` may edit the files before that commit (the shadow act does)."""
     missing = [part for part in EXAMPLE_PARTS[:2] if not (source / part).is_dir()]
     if missing:
         raise DemoUsageError(f"{source} has no {' or '.join(p + '/' for p in missing)}: run the demo from the Sluice "
@@ -184,6 +185,8 @@ def _make_repository(source: Path, root: Path) -> None:
     for stack in sorted(source.glob("Pulumi*.yaml")):
         shutil.copy2(stack, root / stack.name)
     _notify_nobody(root)
+    if prepare is not None:
+        prepare(root)
     when = {"GIT_AUTHOR_DATE": utc_text(scenario.START - timedelta(days=1))}
     when["GIT_COMMITTER_DATE"] = when["GIT_AUTHOR_DATE"]
     _git(root, "init", "-q", "-b", "main")
@@ -192,18 +195,30 @@ def _make_repository(source: Path, root: Path) -> None:
 
 
 def _notify_nobody(root: Path) -> None:
+    def nobody(data: Any) -> bool:
+        rollout = data.get("rollout") if isinstance(data, dict) else None
+        if isinstance(rollout, dict) and rollout.get("notify"):
+            rollout["notify"] = []
+            return True
+        return False
+
+    for path in sorted((root / "releases").rglob("*.yaml")):
+        edit_yaml(path, nobody)
+
+
+def edit_yaml(path: Path, change: Callable[[Any], bool | None]) -> None:
+    """Edit a YAML file in place, comments kept, in the example's own style; a `change` that
+    returns False leaves the file as it was, byte for byte."""
     yaml = YAML()
     yaml.preserve_quotes = True
     yaml.indent(mapping=2, sequence=4, offset=2)
     yaml.width = 4096
-    for path in sorted((root / "releases").rglob("*.yaml")):
-        data: Any = yaml.load(path.read_text(encoding="utf-8"))
-        rollout = data.get("rollout") if isinstance(data, dict) else None
-        if isinstance(rollout, dict) and rollout.get("notify"):
-            rollout["notify"] = []
-            buffer = io.StringIO()
-            yaml.dump(data, buffer)
-            path.write_text(buffer.getvalue(), encoding="utf-8")
+    data: Any = yaml.load(path.read_text(encoding="utf-8"))
+    if change(data) is False:
+        return
+    buffer = io.StringIO()
+    yaml.dump(data, buffer)
+    path.write_text(buffer.getvalue(), encoding="utf-8")
 
 
 def _git(root: Path, *args: str, env: dict[str, str] | None = None) -> None:
@@ -218,9 +233,10 @@ def _serve(directory: Path) -> PrometheusServer:
     return start_prometheus(directory, openmetrics(scenario.history()))
 
 
-def _run_cli(echo: Callable[[str], None], *args: str, root: Path, when: Any) -> None:
+def run_cli(echo: Callable[[str], None], *args: str, root: Path, when: Any) -> None:
+    """Print `$ reconciler ARGS` and run it in-process on `root`, its commits dated `when`."""
     echo("$ reconciler " + " ".join(args))
-    with _git_dates(when):
+    with git_dates(when):
         code = main([args[0], *args[1:], str(root)])
     if code != 0:
         raise DemoError(f"reconciler {args[0]} exited {code}")
@@ -232,7 +248,14 @@ def _hours(span: timedelta) -> str:
 
 
 @contextmanager
-def _git_dates(when: Any) -> Iterator[None]:
+def hermetic_git() -> Iterator[None]:
+    """No user or system git config (the reconciler's commits carry its bot identity)."""
+    with _environment(_HERMETIC_GIT):
+        yield
+
+
+@contextmanager
+def git_dates(when: Any) -> Iterator[None]:
     stamp = utc_text(when)
     with _environment({"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp}):
         yield

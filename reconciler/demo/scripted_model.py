@@ -158,6 +158,7 @@ def _between(text: str, start: str, end: str) -> str:
 def _handler(model: ScriptedModel) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body are two writes: without it, a delayed ACK stalls each answer ~40 ms
 
         def do_POST(self) -> None:  # noqa: N802 (http.server's name)
             length = int(self.headers.get("Content-Length") or 0)

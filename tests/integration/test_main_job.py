@@ -5,7 +5,9 @@ example's chat-assistant 1.3.0 in prod in a temporary git repository against Deb
 on a synthetic history (reconciler/demo/scenario.py): start, two advances, a breach, the
 automatic rollback with its incident record, and the HTML report. Played once per module with
 the real Prometheus (recording its answers); the recorded fallback must then reach the very same
-commits. `reconciler report` is also run on small rollouts of the rollout-scenario world (staging,
+commits. Its second act (`python -m reconciler.demo.shadow_act`) has the online evaluator's series,
+scraped live, roll back a diverging shadow candidate, or shows the evaluator's counts without
+Prometheus. `reconciler report` is also run on small rollouts of the rollout-scenario world (staging,
 10-minute stages): in flight, rolled back by hand, with Prometheus unreachable, and on bad input.
 """
 
@@ -31,6 +33,7 @@ from reconciler.core.rollout_report import report_metrics
 from reconciler.demo import recording, scenario
 from reconciler.demo.__main__ import main as demo_main
 from reconciler.demo.player import RECORDED, Demo, play
+from reconciler.demo.shadow_act import play_shadow
 from tests.integration.rollout_world import CHAT, World, at, read_log, split_traffic, z
 from tests.prometheus_kit import prometheus  # noqa: F401
 
@@ -183,15 +186,20 @@ def test_the_recorded_fallback_reaches_the_same_decisions_and_commits(played: Pl
     assert ours == theirs  # the same page, but for where its series came from
 
 
-def test_without_prometheus_the_demo_says_so_and_plays_from_recorded_values(tmp_path: Path) -> None:
-    """As scripts/example.sh runs it, on a machine where `prometheus` is not installed."""
+def without_prometheus(tmp_path: Path, module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m MODULE ARGS` with only git on PATH: a machine where `prometheus` is not installed."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "git").symlink_to(subprocess.run(["which", "git"], capture_output=True, text=True,
                                                 check=True).stdout.strip())
     env = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
-    done = subprocess.run([sys.executable, "-m", "reconciler.demo", "--out", str(tmp_path / "demo")], cwd=ROOT,
-                          env={**env, "PATH": str(bin_dir)}, capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env={**env, "PATH": str(bin_dir)},
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_without_prometheus_the_demo_says_so_and_plays_from_recorded_values(tmp_path: Path) -> None:
+    """As scripts/example.sh runs it, on a machine where `prometheus` is not installed."""
+    done = without_prometheus(tmp_path, "reconciler.demo", "--out", str(tmp_path / "demo"))
     assert done.returncode == 0, done.stderr
     assert ("Prometheus is not available here (prometheus and promtool not found on PATH: install it: apt-get "
             "install -y --no-install-recommends prometheus (as root)).") in done.stdout
@@ -324,3 +332,35 @@ def test_scenario_times_fit_the_history() -> None:
     first, last = scenario.HISTORY
     assert first <= scenario.START - timedelta(minutes=15)
     assert last >= scenario.PASSES[-1].at + timedelta(minutes=15)
+
+
+# --- the shadow act: the evaluator's series deciding a shadow stage ---------------------------------------
+
+
+def test_the_shadow_act_rolls_back_the_diverging_candidate_on_the_evaluators_series(tmp_path: Path) -> None:
+    lines: list[str] = []
+    act = play_shadow(ROOT, tmp_path / "act", echo=lines.append)
+    text = "\n".join(lines)
+    assert act.mode == "prometheus" and act.report is not None
+    [decision] = act.report.decisions
+    assert (str(decision.action), decision.reasons) == ("rollback", (
+        "shadow_divergence_rate 0.4167 > max 0.3 over 5m at stage 0 (0%, mirroring 100%)",
+        "traffic back to stable 1.2.0"))
+    # the numbers compared, side by side, as the evaluator counted them
+    assert re.search(r"samples +96 +96\n", text) and re.search(r"divergent from stable's answer +- +40 of 96 \(0\.42\)",
+                                                              text)
+    assert re.search(r"flagged unsafe by the classifier +0 of 96 \(0\.00\) +0 of 96 \(0\.00\)", text)
+    assert re.search(r"\$ reconciler reconcile -e staging --at \S+Z --prometheus http://127\.0\.0\.1:\d+\n", text)
+    assert [(c.trailer("Sluice-Action"), c.trailer("Sluice-Stage")) for c in read_log(act.root, "HEAD~2..HEAD")] == [
+        ("start", "- -> 0"), ("rollback", "0 -> -")]
+    assert load_repository(act.root).errors == []
+
+
+def test_without_prometheus_the_shadow_act_says_so_and_shows_the_evaluators_counts(tmp_path: Path) -> None:
+    done = without_prometheus(tmp_path, "reconciler.demo.shadow_act", "--out", str(tmp_path / "act"))
+    assert done.returncode == 0, done.stderr
+    assert "Prometheus is not available here (prometheus and promtool not found on PATH" in done.stdout
+    assert re.search(r"divergent from stable's answer +- +40 of 96 \(0\.42\)", done.stdout)
+    assert ("from the evaluator's own counts, shadow_divergence_rate is 0.4167 (the release's gate: max 0.2; its "
+            "trigger: max 0.3)") in done.stdout
+    assert "$ reconciler reconcile" not in done.stdout
