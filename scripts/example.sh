@@ -4,7 +4,7 @@
 # canary end to end against a local Prometheus (or recorded metric values) and write its report, and
 # show the online evaluator's series deciding a shadow stage (scripted models on loopback, no GPU).
 source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh"
-ensure_venv "pulumi"
+ensure_venv "pulumi,evaluator"  # the shadow act runs the online evaluator
 echo "== reconciler validate"
 reconciler validate "$ROOT"
 echo
