@@ -640,7 +640,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-plan-reasons", dest="plan_reasons", action="store_false",
                         help="faster: leave out the 'about N more requests' sentence decide plans for a held gate "
                         "(requests_needed answers None; the same decisions, tested)")
-    parser.add_argument("--buckets", choices=sorted(BUCKETS), default="vllm", help="latency histogram boundaries")
+    parser.add_argument("--buckets", choices=sorted(BUCKETS), default="vllm",
+                        help="latency histogram boundaries: vllm (vLLM's e2e histogram, judged as "
+                        "e2e_latency_p99_seconds), istio (Istio's defaults) or sluice (the serving pods' Istio buckets "
+                        "Sluice would set), both judged as latency_p99_ms")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--chunk", type=int, default=50, help="rollouts per unit of work (and per seed)")
