@@ -58,7 +58,7 @@ if str(ROOT) not in sys.path:  # `python bench/bench_judge.py` puts bench/ first
     sys.path.insert(0, str(ROOT))
 
 from bench.traffic_sim import (  # noqa: E402
-    BUCKETS, CANDIDATE, CONDITIONS, STABLE, Condition, Histories, LatencyTable, TrafficModel, histogram_quantile,
+    BUCKETS, CANDIDATE, CONDITIONS, ISTIO_HISTOGRAMS, STABLE, Condition, Histories, LatencyTable, TrafficModel, histogram_quantile,
     simulate)
 
 JUDGES = ("threshold", "fixed_window", "sluice")
@@ -84,6 +84,7 @@ ERROR_INCREASE = 0.005
 #: The Sluice stage: sequential gates at 95% (advance once "not worse" is established), sequential
 #: triggers at 99% (roll back once "worse" is established), on the same effects.
 LATENCY_METRIC = "e2e_latency_p99_seconds"  # vLLM's e2e histogram: the default catalog's evidence
+ISTIO_LATENCY_METRIC = "latency_p99_ms"  # Istio's request duration histogram, in ms (--buckets istio, sluice)
 GATE_CONFIDENCE, TRIGGER_CONFIDENCE = 0.95, 0.99
 MIN_DURATION_MIN = 10  # like Flagger's 10 iterations of 1m
 DEADLINE_MIN = 720  # 12h: the stage's progress deadline (hold and page): the simulated horizon
@@ -205,27 +206,36 @@ class SluiceSetup:
     metrics: Any
     releases: dict[int, Any]
     deployment: Any
+    latency_metric: str = LATENCY_METRIC
+    latency_unit_s: float = 1.0  # seconds per unit of the metric's bucket boundaries (0.001: ms)
 
 
-def sluice_stage(weight: int) -> dict[str, Any]:
+def latency_metric(buckets: str) -> tuple[str, float]:
+    """The catalog metric that reads a bucket set's histogram, and its unit in seconds: Istio's
+    buckets are the mesh's `latency_p99_ms`, vLLM's its own e2e histogram."""
+    return (ISTIO_LATENCY_METRIC, 0.001) if buckets in ISTIO_HISTOGRAMS else (LATENCY_METRIC, 1.0)
+
+
+def sluice_stage(weight: int, metric: str = LATENCY_METRIC) -> dict[str, Any]:
     """The stage under test, in the release format (docs/formats.md)."""
     return {
         "weight": weight, "min_duration": f"{MIN_DURATION_MIN}m", "progress_deadline": f"{DEADLINE_MIN}m",
         "gates": [
-            {"metric": LATENCY_METRIC, "max_ratio_to_stable": LATENCY_RATIO, "confidence": GATE_CONFIDENCE},
+            {"metric": metric, "max_ratio_to_stable": LATENCY_RATIO, "confidence": GATE_CONFIDENCE},
             {"metric": "error_rate", "max_increase_over_stable": ERROR_INCREASE, "confidence": GATE_CONFIDENCE},
         ],
     }
 
 
-SLUICE_TRIGGERS = [
-    {"metric": LATENCY_METRIC, "max_ratio_to_stable": LATENCY_RATIO, "confidence": TRIGGER_CONFIDENCE},
-    {"metric": "error_rate", "max_increase_over_stable": ERROR_INCREASE, "confidence": TRIGGER_CONFIDENCE},
-]
+def sluice_triggers(metric: str = LATENCY_METRIC) -> list[dict[str, Any]]:
+    return [
+        {"metric": metric, "max_ratio_to_stable": LATENCY_RATIO, "confidence": TRIGGER_CONFIDENCE},
+        {"metric": "error_rate", "max_increase_over_stable": ERROR_INCREASE, "confidence": TRIGGER_CONFIDENCE},
+    ]
 
 
 @cache
-def sluice_setup(weights: tuple[int, ...]) -> SluiceSetup:
+def sluice_setup(weights: tuple[int, ...], buckets: str = "vllm") -> SluiceSetup:
     """The example release (releases/chat-assistant/1.3.0.yaml) with the stage under test, then 100%."""
     from reconciler.adapters.repo_loader import load_repository
     from reconciler.core.environment import Metrics, ModelDeployment
@@ -235,26 +245,28 @@ def sluice_setup(weights: tuple[int, ...]) -> SluiceSetup:
     example = loaded.repository.release(MODEL, CANDIDATE_VERSION)
     if example is None:
         raise SystemExit(f"bench_judge: the example release {MODEL} {CANDIDATE_VERSION} is missing from {ROOT}")
+    metric, unit_s = latency_metric(buckets)
     releases = {w: example.model_copy(update={"rollout": Rollout(
-        strategy="canary", stages=[sluice_stage(w), {"weight": 100}], rollback_triggers=SLUICE_TRIGGERS,
+        strategy="canary", stages=[sluice_stage(w, metric), {"weight": 100}], rollback_triggers=sluice_triggers(metric),
         on_progress_deadline="hold")}) for w in weights}
     metrics = Metrics(prometheus_url="http://prometheus.monitoring:9090",
                       window=timedelta(minutes=EVIDENCE_WINDOW_MIN))
     deployment = ModelDeployment(stable=STABLE_VERSION, candidate=CANDIDATE_VERSION, stage=0,
                                  stage_started_at=START, pool="a100")
-    return SluiceSetup(metrics, releases, deployment)
+    return SluiceSetup(metrics, releases, deployment, metric, unit_s)
 
 
 class ObservationBuilder:
     """`Observations` of one simulated rollout as Prometheus would answer at minute m: one range
     query per evidence query with step = window, ending at the pass (the adapter's contract)."""
 
-    def __init__(self, h: Histories, i: int, window: int) -> None:
+    def __init__(self, h: Histories, i: int, window: int, metric: str = LATENCY_METRIC, unit_s: float = 1.0) -> None:
         from reconciler.core.observations import VersionCounts
 
         self._counts = VersionCounts
         self.window = window
-        self.boundaries = h.boundaries
+        self.metric = metric
+        self.boundaries = tuple(b / unit_s for b in h.boundaries)  # in the metric's unit (Istio: ms)
         zero = np.zeros((1, 2))
         self.requests = np.concatenate([zero, np.cumsum(h.requests[i], axis=0)])  # (T+1, 2): before minute j
         self.errors = np.concatenate([zero, np.cumsum(h.errors[i], axis=0)])
@@ -292,12 +304,12 @@ class ObservationBuilder:
         now = START + timedelta(minutes=minute)
         return Observations(
             at=now,
-            metrics={LATENCY_METRIC: MetricValues(LATENCY_METRIC, p99),
+            metrics={self.metric: MetricValues(self.metric, p99),
                      "error_rate": MetricValues("error_rate", error_rate)},
             requests=RequestHistory({keys[v]: tuple((w[v][0], w[v][1]) for w in windows) for v in (STABLE, CANDIDATE)}),
             last_sample={key: now - timedelta(seconds=15) for key in keys},  # both scraped every 15 s
             evidence={
-                LATENCY_METRIC: EvidenceHistory("histogram", {keys[v]: tuple((w[v][0], w[v][3]) for w in windows)
+                self.metric: EvidenceHistory("histogram", {keys[v]: tuple((w[v][0], w[v][3]) for w in windows)
                                                               for v in (STABLE, CANDIDATE)}),
                 "error_rate": EvidenceHistory("proportion", {keys[v]: tuple((w[v][0], w[v][2]) for w in windows)
                                                              for v in (STABLE, CANDIDATE)}),
@@ -333,7 +345,7 @@ def sluice_rollout(h: Histories, i: int, setup: SluiceSetup, pass_every: int, ke
 
     weight = int(round(h.weight[i] * 100))
     release = setup.releases[weight]
-    builder = ObservationBuilder(h, i, EVIDENCE_WINDOW_MIN)
+    builder = ObservationBuilder(h, i, EVIDENCE_WINDOW_MIN, setup.latency_metric, setup.latency_unit_s)
     kept = []
     for minute in range(pass_every, h.minutes + 1, pass_every):
         now = START + timedelta(minutes=minute)
@@ -359,8 +371,8 @@ def decide_judges_evidence() -> bool:
     return any(f.name == "judgements" for f in dataclasses.fields(Decision))
 
 
-def sluice_judge(h: Histories, pass_every: int, plan_reasons: bool = True) -> Outcomes:
-    setup = sluice_setup(tuple(sorted({int(round(w * 100)) for w in h.weight})))
+def sluice_judge(h: Histories, pass_every: int, plan_reasons: bool = True, buckets: str = "vllm") -> Outcomes:
+    setup = sluice_setup(tuple(sorted({int(round(w * 100)) for w in h.weight})), buckets)
     out = Outcomes.empty(h.rollouts)
     with nullcontext() if plan_reasons else without_planning_reasons():
         for i in range(h.rollouts):
@@ -410,7 +422,7 @@ def run_chunk(settings: Settings, condition: str, chunk: int) -> dict[str, Outco
             if window != settings.window:
                 results[f"fixed_window_{window}m"] = fixed_window_judge(h, window, metrics)
     if "sluice" in settings.judges:
-        results["sluice"] = sluice_judge(h, settings.pass_every, settings.plan_reasons)
+        results["sluice"] = sluice_judge(h, settings.pass_every, settings.plan_reasons, settings.buckets)
     return results
 
 
@@ -628,7 +640,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-plan-reasons", dest="plan_reasons", action="store_false",
                         help="faster: leave out the 'about N more requests' sentence decide plans for a held gate "
                         "(requests_needed answers None; the same decisions, tested)")
-    parser.add_argument("--buckets", choices=sorted(BUCKETS), default="vllm", help="latency histogram boundaries")
+    parser.add_argument("--buckets", choices=sorted(BUCKETS), default="vllm",
+                        help="latency histogram boundaries: vllm (vLLM's e2e histogram, judged as "
+                        "e2e_latency_p99_seconds), istio (Istio's defaults) or sluice (the serving pods' Istio buckets "
+                        "Sluice would set), both judged as latency_p99_ms")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--chunk", type=int, default=50, help="rollouts per unit of work (and per seed)")

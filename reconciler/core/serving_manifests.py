@@ -37,6 +37,16 @@ FETCH_RETRIES = 5
 HF_TOKEN_SECRET = "hf-token"  # the Hub token for gated repositories, in the model's namespace
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 
+#: The boundaries (ms) of Istio's request latency histogram on every serving pod: 5 steps per
+#: doubling (about 15% apart) from 125 ms to 256 s, where LLM p99s live, coarse outside. Istio's
+#: defaults (30 s, 60 s, 300 s) interpolate a p99 near a minute across a 240 s bucket, and a
+#: ratio bound (1.10x stable) is decided inside one bucket of that width (docs/judgement.md).
+#: 60 boundaries instead of Istio's 19: about 3x the istio_request_duration_milliseconds_bucket
+#: series per pod (the request and response size histograms would keep their defaults). Not rendered
+#: yet: measured with bench/bench_judge.py --buckets sluice (bench/README.md, "Finer Istio buckets").
+SERVING_LATENCY_BUCKETS_MS: tuple[int, ...] = (
+    5, 25, *(round(125 * 2 ** (k / 5)) for k in range(56)), 600_000, 1_800_000)
+
 
 def metadata(name: str, namespace: str, labels: dict[str, str], **extra: Any) -> dict[str, Any]:
     return {"name": name, "namespace": namespace, "labels": {**labels, **MANAGED_BY}, **extra}

@@ -135,6 +135,25 @@ def test_sluice_rolls_back_on_the_judgement_of_a_statistical_trigger(table):
     assert "worse than stable at 99%" in kept[-1].reasons[0]
 
 
+def test_istio_buckets_are_judged_as_the_catalogs_istio_metric_in_ms():
+    """`--buckets sluice` is the set Sluice would give its serving pods (one constant, in the core),
+    recorded by Istio: the release judges `latency_p99_ms`, whose boundaries are milliseconds."""
+    from bench.traffic_sim import BUCKETS
+    from reconciler.core.serving_manifests import SERVING_LATENCY_BUCKETS_MS
+
+    assert BUCKETS["sluice"] == tuple(ms / 1000 for ms in SERVING_LATENCY_BUCKETS_MS)
+    sluice = latency_table("sluice", 0, MODEL)
+    h = histories("latency_50", 1, sluice, seed=3, minutes=120)
+    h.weight[:] = 0.05
+    setup = sluice_setup((5,), "sluice")
+    _, _, kept = sluice_rollout(h, 0, setup, pass_every=30, keep=True)
+    assert {j.metric for j in kept[-1].judgements} == {"latency_p99_ms", "error_rate"}
+    observations = bench_judge.ObservationBuilder(h, 0, 5, setup.latency_metric, setup.latency_unit_s).at(60)
+    _, counts = observations.evidence["latency_p99_ms"].points[("chat-assistant", "1.2.0")][-1]
+    assert [le for le, _ in counts.buckets][:-1] == pytest.approx(SERVING_LATENCY_BUCKETS_MS)
+    assert 30_000 < observations.metrics["latency_p99_ms"].values[("chat-assistant", "1.2.0")] < 300_000
+
+
 def test_leaving_out_the_planning_sentence_changes_no_decision(table):
     h = histories("latency_25", 3, table, seed=2, minutes=240)
     planned = bench_judge.sluice_judge(h, 30, plan_reasons=True)
