@@ -362,15 +362,6 @@ def sluice_rollout(h: Histories, i: int, setup: SluiceSetup, pass_every: int, ke
     return UNDECIDED, np.nan, kept
 
 
-def decide_judges_evidence() -> bool:
-    """Whether the reconciler's decide reports judgements (the sequential tests are wired)."""
-    import dataclasses
-
-    from reconciler.core.decision import Decision
-
-    return any(f.name == "judgements" for f in dataclasses.fields(Decision))
-
-
 def sluice_judge(h: Histories, pass_every: int, plan_reasons: bool = True, buckets: str = "vllm") -> Outcomes:
     setup = sluice_setup(tuple(sorted({int(round(w * 100)) for w in h.weight})), buckets)
     out = Outcomes.empty(h.rollouts)
@@ -668,9 +659,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  latency at nominal load: p50 {table_.quantile(0.5):.1f} s, p99 {table_.quantile(0.99):.1f} s; "
           f"threshold judge max p99 {settings.threshold_latency * table_.quantile(0.99):.1f} s, "
           f"max 5xx {THRESHOLD_MAX_ERROR_RATE:.0%}")
-    if "sluice" in judges and not decide_judges_evidence():
-        print("  WARNING: this decide has no Decision.judgements: it does not judge sequential gates and triggers "
-              "yet, so the sluice row measures whatever decide does with them (merge the judge branch)")
     started = time.perf_counter()
     results = run(settings)
     elapsed = time.perf_counter() - started

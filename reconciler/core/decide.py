@@ -53,7 +53,7 @@ from datetime import datetime, timedelta
 from .decision import Action, Decision
 from .environment import Evidence, Metrics, ModelDeployment
 from .evidence_plan import candidate_share
-from .gates import Breach, GateCheck, check_gate, check_trigger, printed
+from .gates import Breach, GateCheck, check_gate, check_trigger
 from .judge import Judgement, Verdict, judge, requests_needed
 from .observations import Observations, VersionCounts, VersionKey
 from .predeployment import Phase

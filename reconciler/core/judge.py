@@ -412,7 +412,7 @@ def requests_needed(bound: str, limit: float, confidence: float, kind: str, quan
     shape = _rounded(_planning_shape(kind, quantile, stable))
     fixed_stable = None
     if candidate_share >= 1:
-        fixed_stable = float(f"{stable.total:.2g}") if stable is not None else 0.0
+        fixed_stable = _two_figures(stable.total) if stable is not None else 0.0
     return _requests_needed(bound, limit, confidence, kind, quantile, shape, candidate_share, fixed_stable)
 
 
@@ -442,10 +442,13 @@ def _requests_needed(bound: str, limit: float, confidence: float, kind: str, qua
 def _rounded(shape: VersionCounts) -> VersionCounts:
     """Two significant figures of the rate, or of each boundary's share of requests above it (the
     tail is what a quantile's plan depends on)."""
-    def two(x: float) -> float:
-        return float(f"{x:.2g}")
-    return VersionCounts(trials=shape.trials, events=two(shape.events),
-                         buckets=tuple((le, 1 - two(1 - c)) for le, c in shape.buckets))
+    return VersionCounts(trials=shape.trials, events=_two_figures(shape.events),
+                         buckets=tuple((le, 1 - _two_figures(1 - c)) for le, c in shape.buckets))
+
+
+def _two_figures(x: float) -> float:
+    """A plan's precision: 0.01234 -> 0.012, 48,213 -> 48,000."""
+    return float(f"{x:.2g}")
 
 
 def _planning_shape(kind: str, quantile: float | None, stable: VersionCounts | None) -> VersionCounts:

@@ -31,7 +31,7 @@ from typing import Iterable, Sequence
 
 from .gates import RELATIVE_BOUNDS, number
 from .judge import Judgement, Verdict, judge
-from .observations import EvidenceHistory, VersionKey
+from .observations import EvidenceHistory, VersionCounts, VersionKey
 from .release import Rollout, statistical_bound
 from .types import format_duration, utc_text
 
@@ -308,13 +308,23 @@ def judgement_points(history: EvidenceHistory, quantile: float | None, metric: s
     if len(ends) > most:
         stride = math.ceil(len(ends) / most)
         ends = ends[len(ends) - 1::-stride][::-1]
-    out = []
+    return tuple((end, judge(metric, bound, limit, confidence, history.kind, quantile, c, s))
+                 for end, c, s in zip(ends, _running_since(history, candidate, span.start, window, ends),
+                                      _running_since(history, stable, span.start, window, ends)))
+
+
+def _running_since(history: EvidenceHistory, key: VersionKey, start: datetime, window: timedelta,
+                   ends: Sequence[datetime]) -> Iterable[VersionCounts]:
+    """EvidenceHistory.since(key, start, window) on the points up to each of `ends` (ascending), as
+    one running sum (the points are in time order, added in the same order as `since` adds them)
+    instead of a sum from the stage's start at every end."""
+    points = [(end, counts) for end, counts in history.points.get(key, ()) if end - window >= start]
+    total, taken = VersionCounts(), 0
     for end in ends:
-        upto = EvidenceHistory(history.kind, {key: tuple(p for p in history.points.get(key, ()) if p[0] <= end)
-                                              for key in (candidate, stable)})
-        out.append((end, judge(metric, bound, limit, confidence, history.kind, quantile,
-                               upto.since(candidate, span.start, window), upto.since(stable, span.start, window))))
-    return tuple(out)
+        while taken < len(points) and points[taken][0] <= end:
+            total = total + points[taken][1]
+            taken += 1
+        yield total
 
 
 def limit_points(bound: Bound, stable: Sequence[Point]) -> list[Point]:
