@@ -4,15 +4,14 @@ pointing at them, and reading the evaluator's /metrics back as numbers."""
 from __future__ import annotations
 
 import json
-import time
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from reconciler.demo.scripted_model import ScriptedModel
+from reconciler.demo.shadow import metric_samples, wait_for  # noqa: F401 (wait_for: re-exported for the tests)
 from reconciler.evaluator.config import EvaluatorConfig
 
 APP = "chat-assistant"
@@ -71,25 +70,9 @@ def mirror(url: str, body: dict[str, Any]) -> httpx.Response:
 
 def series(url: str) -> dict[tuple[str, str], float]:
     """{(sample name, version): value} from the evaluator's /metrics (histogram buckets left out)."""
-    text = httpx.get(url + "/metrics", timeout=10).text
-    values: dict[tuple[str, str], float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if "le" not in sample.labels and sample.labels.get("app") == APP:
-                values[(sample.name, sample.labels["version"])] = sample.value
-    return values
+    return metric_samples(httpx.get(url + "/metrics", timeout=10).text)
 
 
 def counts(values: dict[tuple[str, str], float], version: str, *names: str) -> dict[str, float | None]:
     """The named samples of one version; a missing series reads None."""
     return {name: values.get((name, version)) for name in names}
-
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    """Poll `condition` until it holds (a readiness wait, never a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {timeout:g}s for {what}")
-        time.sleep(0.02)

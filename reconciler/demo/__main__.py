@@ -13,9 +13,7 @@ import time
 from pathlib import Path
 
 from ..cli import exit_codes
-from .player import DemoError, DemoUsageError, pass_table, play
-
-CHECKOUT = Path(__file__).resolve().parents[2]
+from .player import DemoError, DemoUsageError, example_source, pass_table, play
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,11 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.recorded and args.record:
         parser.error("--record needs the real Prometheus: not with --recorded")
-    source = args.source or (CHECKOUT if (CHECKOUT / "releases").is_dir() else Path.cwd())
     out = args.out or Path(tempfile.mkdtemp(prefix="sluice-demo-"))
     started = time.monotonic()
     try:
-        demo = play(source, out, recorded=args.recorded, record=args.record)
+        demo = play(example_source(args.source), out, recorded=args.recorded, record=args.record)
     except DemoError as err:
         print(f"python -m reconciler.demo: {err}", file=sys.stderr)
         return exit_codes.USAGE if isinstance(err, DemoUsageError) else exit_codes.FINDINGS

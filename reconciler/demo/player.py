@@ -37,6 +37,8 @@ from ..core.types import utc_text
 from . import recording, scenario
 from .prometheus import PrometheusServer, openmetrics, start_prometheus
 
+#: The checkout holding this package: the example repository the demos copy, when run from a clone.
+CHECKOUT = Path(__file__).resolve().parents[2]
 RECORDED = Path(__file__).with_name("recorded.json")
 EXAMPLE_PARTS = ("releases", "environments", "infra", "policies")
 ABOUT_RECORDING = ("Prometheus answers to the demo's queries (reconciler/demo/scenario.py), recorded from Debian's "
@@ -68,6 +70,19 @@ class Demo:
     fallback_reason: str | None = None
 
 
+def example_source(given: Path | None) -> Path:
+    """`--from PATH`, else the checkout holding this package when it has the example, else the current directory."""
+    return given or (CHECKOUT if (CHECKOUT / "releases").is_dir() else Path.cwd())
+
+
+def empty_out(out: Path) -> Path:
+    """`out` resolved; DemoUsageError unless it is a new or empty directory."""
+    out = Path(out).resolve()
+    if out.exists() and any(out.iterdir()):
+        raise DemoUsageError(f"{out} is not empty: give --out a new or empty directory")
+    return out
+
+
 def play(source: Path, out: Path, *, recorded: bool = False, record: Path | None = None,
          echo: Callable[[str], None] = print) -> Demo:
     """Play the rollout in `out` (a new or empty directory): `out/repo` and `out/report.html`.
@@ -75,9 +90,7 @@ def play(source: Path, out: Path, *, recorded: bool = False, record: Path | None
     `recorded`: replay recorded Prometheus answers even if Prometheus runs here. `record`: write
     the answers the real Prometheus gave to this file (needs Prometheus).
     """
-    out = Path(out).resolve()
-    if out.exists() and any(out.iterdir()):
-        raise DemoUsageError(f"{out} is not empty: give --out a new or empty directory")
+    out = empty_out(out)
     demo = Demo(out, out / "repo", out / "report.html", "recorded" if recorded else "prometheus")
     with hermetic_git():
         make_repository(Path(source), demo.root)

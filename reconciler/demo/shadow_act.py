@@ -30,13 +30,14 @@ from ..adapters.rollout_pass import PassReport, run_pass
 from ..cli import exit_codes
 from ..cli.reconcile import report_text
 from ..core.types import utc_text
-from .player import DemoError, DemoUsageError, edit_yaml, git_dates, hermetic_git, make_repository, run_cli
+from .player import (
+    DemoError, DemoUsageError, edit_yaml, empty_out, example_source, git_dates, hermetic_git, make_repository, run_cli,
+)
 from .shadow import (
     APP, CANDIDATE, CANDIDATES, MESH_LEAD, ROUNDS, SHADOW_PLAN, STABLE, STABLE_ANSWERS, STAGE_AGE, Rig,
     comparison_table, ratio, settled_now, start_rig, use_shadow_plan,
 )
 
-CHECKOUT = Path(__file__).resolve().parents[2]
 ENVIRONMENT = "staging"
 #: what a pass must decide for each kind of candidate
 EXPECTED = {"diverging": "rollback", "unsafe": "rollback", "drifting": "hold", "faithful": "advance"}
@@ -54,9 +55,7 @@ class ShadowAct:
 def play_shadow(source: Path, out: Path, *, candidate: str = "diverging",
                 echo: Callable[[str], None] = print) -> ShadowAct:
     """Play the shadow stage of a `candidate` (a CANDIDATES key) in `out` (new or empty)."""
-    out = Path(out).resolve()
-    if out.exists() and any(out.iterdir()):
-        raise DemoUsageError(f"{out} is not empty: give --out a new or empty directory")
+    out = empty_out(out)
     root = out / "repo"
     with hermetic_git():
         make_repository(Path(source), root, prepare=_shadow_repository)
@@ -153,11 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from", dest="source", type=Path, metavar="PATH",
                         help="the example repository to copy (default: the checkout holding this package)")
     args = parser.parse_args(argv)
-    source = args.source or (CHECKOUT if (CHECKOUT / "releases").is_dir() else Path.cwd())
     out = args.out or Path(tempfile.mkdtemp(prefix="sluice-shadow-"))
     started = time.monotonic()
     try:
-        act = play_shadow(source, out, candidate=args.candidate)
+        act = play_shadow(example_source(args.source), out, candidate=args.candidate)
     except DemoError as err:
         print(f"python -m reconciler.demo.shadow_act: {err}", file=sys.stderr)
         return exit_codes.USAGE if isinstance(err, DemoUsageError) else exit_codes.FINDINGS

@@ -102,10 +102,11 @@ def compare(stable: Answer, candidate: Answer, expects_json: bool, *,
     """Compare two successful answers (callers compare only when both versions answered)."""
     if not (stable.ok and candidate.ok):
         raise ValueError("compare needs two answers; a failed call is counted as an error, not compared")
-    score = similarity(stable.text, candidate.text)
+    loose_stable, loose_candidate = normalise(stable.text), normalise(candidate.text)  # once each: the hot path
+    score = Indel.normalized_similarity(loose_stable, loose_candidate)  # similarity(), normalised already
     return Comparison(
         exact_match=stable.text == candidate.text,
-        normalized_match=normalise(stable.text) == normalise(candidate.text),
+        normalized_match=loose_stable == loose_candidate,
         similarity=score,
         length_ratio=length_ratio(stable.text, candidate.text),
         divergent=score < divergence_threshold,

@@ -64,13 +64,18 @@ async def evaluate(body: Mapping[str, Any], path: str, evaluation: Evaluation) -
     prompt = prompt_text(body)
     stable_verdict, candidate_verdict, preference = await asyncio.gather(
         _classified(ev, prompt, stable), _classified(ev, prompt, candidate), _judged(ev, prompt, stable, candidate))
-    both = stable.ok and candidate.ok
+    comparison, stable_checks, candidate_checks = None, None, None
+    if stable.ok and candidate.ok:  # the comparison checks each answer: not twice
+        comparison = compare(stable, candidate, ev.expects_json, divergence_threshold=ev.divergence_threshold)
+        stable_checks, candidate_checks = comparison.stable, comparison.candidate
+    elif stable.ok:
+        stable_checks = check(stable, ev.expects_json)
+    elif candidate.ok:
+        candidate_checks = check(candidate, ev.expects_json)
     return SampleOutcome(
-        stable=VersionResult(stable, check(stable, ev.expects_json) if stable.ok else None, stable_verdict),
-        candidate=VersionResult(candidate, check(candidate, ev.expects_json) if candidate.ok else None,
-                                candidate_verdict),
-        comparison=compare(stable, candidate, ev.expects_json, divergence_threshold=ev.divergence_threshold)
-        if both else None,
+        stable=VersionResult(stable, stable_checks, stable_verdict),
+        candidate=VersionResult(candidate, candidate_checks, candidate_verdict),
+        comparison=comparison,
         preference=preference,
     )
 

@@ -85,11 +85,14 @@ def test_a_scripted_judge_prefers_the_better_answer_whichever_position_it_is_in(
 
 
 def test_a_failed_classifier_or_judge_is_no_verdict() -> None:
-    async def both(url: str) -> tuple[object, object]:
+    async def both(guard: str, judge_url: str) -> tuple[object, object]:
         async with httpx.AsyncClient() as client:
-            return (await classify(client, Endpoint(url), "q", "a", timeout=5, retries=0),
-                    await judge(client, Endpoint(url), "q", "a", "b", rng=random.Random(1), timeout=5, retries=0))
+            return (await classify(client, Endpoint(guard), "q", "a", timeout=5, retries=0),
+                    await judge(client, Endpoint(judge_url), "q", "a", "b", rng=random.Random(1), timeout=5, retries=0))
 
-    with ScriptedModel.classifier({}) as broken:
-        broken.fail_next(500, times=2)
-        assert asyncio.run(both(broken.url)) == (None, None)
+    # each in its own role, so that only the failure can make its answer None (they answer `safe` and [[C]])
+    with ScriptedModel.classifier({}) as guard, ScriptedModel.judge({}) as judge_model:
+        assert asyncio.run(both(guard.url, judge_model.url)) == (SafetyVerdict(False), "tie")
+        guard.fail_next(500)
+        judge_model.fail_next(500)
+        assert asyncio.run(both(guard.url, judge_model.url)) == (None, None)
