@@ -52,6 +52,7 @@ from ..core.observations import (
     VersionKey,
 )
 from ..core.types import SEMVER
+from ..core.urls import without_credentials
 
 #: The job key prefix of an evidence query (its results go to `Observations.evidence`, not `metrics`).
 _EVIDENCE = "evidence"
@@ -92,7 +93,7 @@ class PrometheusClient:
         self.timeout = timeout
         self.queries_sent = 0
         self._lock = threading.Lock()
-        self.shown_url = _without_credentials(self.base_url)  # for messages and reports: never the credentials
+        self.shown_url = without_credentials(self.base_url)  # for messages and reports: never the credentials
 
     def instant(self, query: str, at: datetime) -> list[Series]:
         """The query's value at `at`: one (labels, value) per series."""
@@ -501,10 +502,3 @@ def _aware(when: datetime, name: str) -> None:
 def _one_line(query: str) -> str:
     return " ".join(query.split())
 
-
-def _without_credentials(url: str) -> str:
-    """Messages show the URL without user:password@, in case one is embedded."""
-    parts = urllib.parse.urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urllib.parse.urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))

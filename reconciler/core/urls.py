@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 #: Hosts of cloud instance metadata services (AWS, GCP, Azure, Alibaba, OpenStack), as written in URLs.
 METADATA_HOSTS = frozenset({
@@ -41,6 +41,17 @@ def redact_url(url: str, rest: str = "…") -> str:
         return "(invalid URL)"
     host = f"[{host}]" if ":" in host else host
     return f"{parts.scheme or '?'}://{host}{port}/{rest}"
+
+
+def without_credentials(url: str) -> str:
+    """The URL for messages and logs: `user:pw@` masked and a query (where API keys ride) cut, the
+    path kept so the reader sees which endpoint failed:
+    `http://u:pw@judge:8000/v1/chat/completions?key=k` -> `http://***@judge:8000/v1/chat/completions?…`."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc and not parts.query:
+        return url
+    netloc = "***@" + parts.netloc.rsplit("@", 1)[1] if "@" in parts.netloc else parts.netloc
+    return urlunsplit(parts._replace(netloc=netloc, query="…" if parts.query else ""))
 
 
 def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

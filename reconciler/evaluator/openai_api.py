@@ -25,6 +25,8 @@ from typing import Any, Mapping
 
 import httpx
 
+from ..core.urls import without_credentials
+
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
 PATHS = (CHAT, COMPLETIONS)
@@ -116,6 +118,7 @@ async def complete(client: httpx.AsyncClient, endpoint: Endpoint, path: str, bod
     rng = rng or random.Random()
     sent = request_body(endpoint, body)
     address = endpoint.address(path)
+    shown = without_credentials(address)  # errors reach logs and CI output: never a key in the URL
     error, retry_after = "not attempted", None
     for attempt in range(retries + 1):
         if attempt:
@@ -125,20 +128,20 @@ async def complete(client: httpx.AsyncClient, endpoint: Endpoint, path: str, bod
         try:
             response = await client.post(address, json=sent, headers=dict(endpoint.headers), timeout=timeout)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError) as exc:
-            error = f"{type(exc).__name__} calling {address}"
+            error = f"{type(exc).__name__} calling {shown}"
             continue
         except httpx.TimeoutException:
-            return Answer("", time.monotonic() - started, error=f"timeout after {timeout:g}s calling {address}")
+            return Answer("", time.monotonic() - started, error=f"timeout after {timeout:g}s calling {shown}")
         except httpx.HTTPError as exc:
-            return Answer("", time.monotonic() - started, error=f"{type(exc).__name__} calling {address}")
+            return Answer("", time.monotonic() - started, error=f"{type(exc).__name__} calling {shown}")
         latency = time.monotonic() - started
         if response.status_code in RETRIED_STATUSES:
-            error = f"HTTP {response.status_code} from {address}"
+            error = f"HTTP {response.status_code} from {shown}"
             retry_after = _retry_after(response)
             continue
         if response.status_code != 200:
-            return Answer("", latency, error=f"HTTP {response.status_code} from {address}")
-        return _parsed(response, path, latency, address)
+            return Answer("", latency, error=f"HTTP {response.status_code} from {shown}")
+        return _parsed(response, path, latency, shown)
     return Answer("", 0.0, error=f"{error} (after {retries + 1} attempts)")
 
 

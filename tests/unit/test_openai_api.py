@@ -119,3 +119,12 @@ def test_the_users_words_in_a_body() -> None:
                                                                    {"type": "image_url", "image_url": {}}]}]}) == "Hi"
     assert prompt_text({"prompt": ["first", "second"]}) == "first"
     assert (path_for(CHAT_BODY), path_for({"prompt": "x"})) == (CHAT, COMPLETIONS)
+
+
+def test_an_error_never_shows_credentials_in_the_url(model: ScriptedModel) -> None:
+    """Errors reach stderr and CI logs (`reconciler eval` prints the first one)."""
+    model.fail_next(400)
+    with_password = model.url.replace("http://", "http://evaluator:hunter2@")
+    answer = call(with_password, CHAT_BODY, retries=0)
+    assert answer.error == f"HTTP 400 from {model.url.replace('http://', 'http://***@')}{CHAT}"
+    assert "hunter2" not in answer.error
