@@ -201,11 +201,10 @@ Confidence = Annotated[float | None, Field(
 
 def _statistical_bound_problem(bounds: dict[str, float], confidence: float | None, what: str) -> str | None:
     """Why a gate's or trigger's bounds do not make one sequential test (None when they do)."""
-    relative = [b for b in STATISTICAL_BOUNDS if b in bounds]
-    others = sorted(set(bounds) - set(STATISTICAL_BOUNDS))
     if confidence is None:
         return None
-    if len(relative) != 1 or others:
+    relative = [b for b in STATISTICAL_BOUNDS if b in bounds]
+    if len(relative) != 1 or set(bounds) - set(STATISTICAL_BOUNDS):
         stated = ", ".join(sorted(bounds)) or "no bound"
         return (f"a {what} with confidence tests one effect against stable, but states {stated}{VALUE_ERROR_FIX}keep "
                 "exactly one of max_ratio_to_stable or max_increase_over_stable, and put other bounds in a separate "

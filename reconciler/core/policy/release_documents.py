@@ -141,10 +141,7 @@ def _bundle_hashes(resource: PlannedResource) -> Iterator[PolicyResult]:
         "Every bundle artifact (weights, tokenizer, config, prompts, classifier) has a sha256 of 64 hex digits",
         mandatory=True, scope=Scope.RESOURCE)
 def bundle_hashes(resource: PlannedResource) -> Iterator[PolicyResult]:
-    if not resource.is_kind("ConfigMap"):
-        return
-    yield from guarded(f"{resource.stack}: {resource.label}", "the program writes release.json as a JSON object; "
-                       "regenerate it", resource.urn, partial(_bundle_hashes, resource))
+    yield from _on_release_config(resource, _bundle_hashes)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -195,13 +192,19 @@ def _lineage(document: ReleaseDocument) -> Iterator[PolicyResult]:
 DocumentCheck = Callable[[ReleaseDocument], Iterator[PolicyResult]]
 
 
-def _on_release_document(resource: PlannedResource, what: str, check: DocumentCheck) -> Iterator[PolicyResult]:
-    """`check` on the release document a ConfigMap holds (none: nothing to say), with gaps in the
-    ConfigMap or in the document turned into results."""
+def _on_release_config(resource: PlannedResource,
+                       check: Callable[[PlannedResource], Iterator[PolicyResult]]) -> Iterator[PolicyResult]:
+    """`check` on a ConfigMap (other kinds: nothing to say), with gaps in it turned into results."""
     if not resource.is_kind("ConfigMap"):
         return
     yield from guarded(f"{resource.stack}: {resource.label}", "the program writes release.json as a JSON object; "
-                       "regenerate it", resource.urn, partial(_document_checked, resource, what, check))
+                       "regenerate it", resource.urn, partial(check, resource))
+
+
+def _on_release_document(resource: PlannedResource, what: str, check: DocumentCheck) -> Iterator[PolicyResult]:
+    """`check` on the release document a ConfigMap holds (none: nothing to say), with gaps in the
+    ConfigMap or in the document turned into results."""
+    yield from _on_release_config(resource, partial(_document_checked, what=what, check=check))
 
 
 def _document_checked(resource: PlannedResource, what: str, check: DocumentCheck) -> Iterator[PolicyResult]:

@@ -156,7 +156,6 @@ class MirrorTarget:
     host: str
     subset: str
     percent: float
-    path: str
 
 
 def route_mirrors(route: Mapping[str, Any], path: str) -> list[MirrorTarget]:
@@ -166,19 +165,21 @@ def route_mirrors(route: Mapping[str, Any], path: str) -> list[MirrorTarget]:
     mirror = get(route, "mirror", path=path, default=None)
     if mirror is not None:
         mirror = typed(mirror, Mapping, f"{path}.mirror", "a destination")
-        percent = get(route, "mirrorPercentage", "value", path=path, default=100)
-        found.append(MirrorTarget(str(get(mirror, "host", path=f"{path}.mirror", default="")),
-                                  str(get(mirror, "subset", path=f"{path}.mirror", default="")),
-                                  _number(percent, f"{path}.mirrorPercentage.value"), f"{path}.mirror"))
+        found.append(_mirror_target(mirror, f"{path}.mirror", get(route, "mirrorPercentage", "value", path=path,
+                                                                  default=100), f"{path}.mirrorPercentage.value"))
     mirrors = typed(get(route, "mirrors", path=path, default=[]), list, f"{path}.mirrors", "a list of mirrors")
     for j, entry in enumerate(mirrors):
         here = f"{path}.mirrors[{j}]"
         destination = typed(get(entry, "destination", path=here), Mapping, f"{here}.destination", "a destination")
-        percent = get(entry, "percentage", "value", path=here, default=100)
-        found.append(MirrorTarget(str(get(destination, "host", path=f"{here}.destination", default="")),
-                                  str(get(destination, "subset", path=f"{here}.destination", default="")),
-                                  _number(percent, f"{here}.percentage.value"), here))
+        found.append(_mirror_target(destination, f"{here}.destination", get(entry, "percentage", "value", path=here,
+                                                                           default=100), f"{here}.percentage.value"))
     return found
+
+
+def _mirror_target(destination: Mapping[str, Any], path: str, percent: Any, percent_path: str) -> MirrorTarget:
+    """One mirror, from its Istio Destination at `path` and its percentage (either form)."""
+    return MirrorTarget(str(get(destination, "host", path=path, default="")),
+                        str(get(destination, "subset", path=path, default="")), _number(percent, percent_path))
 
 
 def _route_mirror(route: Mapping[str, Any], path: str) -> tuple[str, float] | None:
