@@ -50,6 +50,10 @@ MAX_PLANNED_REQUESTS = 10**9
 #: PLANNING_ERROR_RATE (worth 100 requests): 5-25% fewer requests for rates of 0.01% to 3%, at
 #: most 5% more for rates of 10-30%.
 ERROR_RATE_PRIOR: Prior = ((0.5, 0.5, 0.5), (0.5, PLANNING_ERROR_RATE * 100, (1 - PLANNING_ERROR_RATE) * 100))
+#: Stable's part of a judgement's alpha (the candidate gets the rest): at a 1-5% canary stable
+#: serves 20-99x the candidate's requests, so a fifth of alpha widens its interval little and
+#: leaves most of it to the candidate, whose evidence is the scarce one (docs/judgement.md).
+STABLE_ALPHA_SHARE = 0.2
 _BISECTIONS = 40  # in log-odds between -_LOGIT_RANGE and +_LOGIT_RANGE: far below any count's resolution
 _LOGIT_RANGE = 60.0
 
@@ -216,26 +220,56 @@ def _interpolated_quantile(bounds: Sequence[float], cdf: Sequence[float], q: flo
     return math.inf
 
 
+def _power_law_quantile(bounds: Sequence[float], cdf: Sequence[float], q: float) -> float:
+    """Where a CDF known at the bucket boundaries reaches q, with the tail share 1 - CDF read as a
+    power law between two boundaries (a straight line on log-log axes): never later than the true
+    quantile when the tail falls at least as fast as a power law inside that bucket (docs/judgement.md,
+    "Inside a bucket"), so it is a lower bound where linear interpolation is not. Inside the first
+    bucket: 0; beyond the last finite boundary: that boundary (the quantile is above it).
+
+    Example: boundaries 100, 200 with CDF 0.96, 0.999 and q 0.99: tail shares 4% and 0.1% fall as
+    x^-5.3, so 1% is reached at 100 x 4^(1/5.3) = 130 (linear interpolation: 177).
+    """
+    previous_bound, previous_tail = 0.0, 1.0
+    target = 1 - q
+    for bound, value in zip(bounds, cdf):
+        tail = 1 - value
+        if tail <= target:
+            if previous_bound <= 0 or tail >= previous_tail:
+                return previous_bound
+            if tail <= 0:
+                return previous_bound
+            weight = math.log(previous_tail / target) / math.log(previous_tail / tail)
+            return previous_bound * (bound / previous_bound) ** weight
+        previous_bound, previous_tail = bound, tail
+    return previous_bound
+
+
 def quantile_cs(counts: VersionCounts, q: float, alpha: float) -> tuple[float, float, float]:
     """(point, low, high) for the q-quantile of a histogram, valid at every look at level 1 - alpha.
 
-    The CDF at each of the k finite boundaries gets a rate CS at alpha / k (so all hold at once);
-    the quantile's bounds are where the CDF's upper and lower envelopes reach q, interpolated
-    linearly inside a bucket like histogram_quantile (docs/judgement.md: the assumption). `high`
-    is infinity while the quantile may still lie in the +Inf bucket; no data -> (nan, 0, inf).
+    The CDF at each finite boundary gets a rate CS at alpha / 2: only the two boundaries around the
+    true quantile can make the bounds wrong (a CS at any boundary further out that claims too much
+    implies the same claim at the nearer one: the counts below a boundary only grow with it), so
+    alpha is split between two, not among all k. `high` is where the lower CDF bound reaches q,
+    linearly (an upper bound while the density does not rise inside the bucket); `low` where the
+    upper CDF bound does, as a power law (a lower bound while the tail falls at least as fast as
+    one): docs/judgement.md, "Inside a bucket". `point` interpolates like histogram_quantile.
+    `high` is infinity while the quantile may still lie in the +Inf bucket; no data -> (nan, 0, inf).
     """
-    return quantile_css([counts], q, alpha)[0]
+    return quantile_css([counts], q, [alpha])[0]
 
 
-def quantile_css(histograms: Sequence[VersionCounts], q: float, alpha: float) -> list[tuple[float, float, float]]:
-    """quantile_cs of several histograms, with one vectorized CS computation for all (a judgement
-    needs both versions': half the time of two calls)."""
+def quantile_css(histograms: Sequence[VersionCounts], q: float,
+                 alphas: Sequence[float]) -> list[tuple[float, float, float]]:
+    """quantile_cs of several histograms (each at its own alpha), with one vectorized CS
+    computation for all (a judgement needs both versions': half the time of two calls)."""
     import numpy as np
 
     parts = [_finite_buckets(counts) for counts in histograms]
     events = np.concatenate([np.asarray(cumulative, dtype=float) for _, cumulative, _ in parts])
     trials = np.concatenate([np.full(len(bounds), total) for bounds, _, total in parts])
-    levels = np.concatenate([np.full(len(bounds), alpha / max(len(bounds), 1)) for bounds, _, _ in parts])
+    levels = np.concatenate([np.full(len(bounds), alpha / 2) for (bounds, _, _), alpha in zip(parts, alphas)])
     lows, highs = proportion_cs(events, trials, levels, tail_prior(q))
     found, start = [], 0
     for bounds, cumulative, total in parts:
@@ -246,27 +280,9 @@ def quantile_css(histograms: Sequence[VersionCounts], q: float, alpha: float) ->
             low_cdf = np.maximum.accumulate(lows[start:end])  # the true CDF is non-decreasing: so are its bounds
             high_cdf = np.minimum.accumulate(highs[start:end][::-1])[::-1]
             point = _interpolated_quantile(bounds, [c / total for c in cumulative], q)
-            found.append((point, _interpolated_quantile(bounds, high_cdf, q),
-                          _interpolated_quantile(bounds, low_cdf, q)))
+            found.append((point, _power_law_quantile(bounds, high_cdf, q), _interpolated_quantile(bounds, low_cdf, q)))
         start = end
     return found
-
-
-def _count_above(counts: VersionCounts, threshold: float, *, at_most: bool) -> float:
-    """Requests above `threshold`, interpolated inside its bucket. Above the last finite boundary
-    the +Inf bucket is all above (`at_most`, for "not worse") or none above (for "worse"): each
-    side gets the reading that cannot make it conclude wrongly."""
-    bounds, cumulative, total = _finite_buckets(counts)
-    previous_bound, previous_count = 0.0, 0.0
-    for bound, count in zip(bounds, cumulative):
-        if threshold <= bound:
-            if threshold <= previous_bound:
-                below = previous_count
-            else:
-                below = previous_count + (count - previous_count) * (threshold - previous_bound) / (bound - previous_bound)
-            return total - below
-        previous_bound, previous_count = bound, count
-    return total - previous_count if at_most else 0.0
 
 
 # --- the judgement -------------------------------------------------------------------------------
@@ -275,15 +291,16 @@ def judge(metric: str, bound: str, limit: float, confidence: float, kind: str, q
           candidate: VersionCounts, stable: VersionCounts) -> Judgement:
     """Is the candidate worse than stable by more than `limit`, at `confidence`?
 
-    Proportions: each version's rate gets a CS at alpha/2; the difference lies in
-    [low_c - high_s, high_c - low_s] (a ratio in [low_c / high_s, high_c / low_s]). Worse when the
-    whole interval is above the limit, not worse when it is all at or below it.
+    Each version gets a CS, the candidate's at 80% of alpha, stable's at 20% (STABLE_ALPHA_SHARE),
+    so both hold together at 1 - alpha, and the comparison's interval follows from the two: worse
+    when the whole interval is above the limit, not worse when it is all at or below it.
 
-    Histograms (bound max_ratio_to_stable): stable's quantile Q_s gets a CS [L_s, U_s] at alpha/2;
-    the candidate's share of requests above r x U_s gets a rate CS at alpha/2: if even its low end
-    is above 1 - q, the candidate's quantile is above r x U_s >= r x Q_s: worse. If the share above
-    r x L_s has its high end at or below 1 - q, the candidate's quantile is at most r x L_s <=
-    r x Q_s: not worse. The estimate is the ratio of the interpolated quantiles.
+    Proportions: the difference lies in [low_c - high_s, high_c - low_s] (a ratio in
+    [low_c / high_s, high_c / low_s]).
+
+    Histograms (bound max_ratio_to_stable): each version's q-quantile gets a CS [L, U]
+    (quantile_cs, read conservatively inside a bucket), and the ratio lies in [L_c / U_s, U_c / L_s].
+    The estimate is the ratio of the interpolated quantiles (histogram_quantile's).
 
     Example (proportion): candidate 30 errors of 2,000, stable 100 of 50,000, limit +0.5 pp at
     95% -> estimate +1.30 pp, interval +0.37 to +2.70 pp: inconclusive; at 60 of 4,000 (same
@@ -301,10 +318,16 @@ def judge(metric: str, bound: str, limit: float, confidence: float, kind: str, q
     return _judge_rate(metric, bound, limit, confidence, candidate, stable, alpha)
 
 
+def _split(alpha: float) -> tuple[float, float]:
+    """(candidate's, stable's) parts of alpha: both intervals hold together at 1 - alpha."""
+    return alpha * (1 - STABLE_ALPHA_SHARE), alpha * STABLE_ALPHA_SHARE
+
+
 def _judge_rate(metric: str, bound: str, limit: float, confidence: float, candidate: VersionCounts,
                 stable: VersionCounts, alpha: float) -> Judgement:
-    low_c, high_c = _rate_cs(candidate.events, candidate.trials, alpha / 2, ERROR_RATE_PRIOR)
-    low_s, high_s = _rate_cs(stable.events, stable.trials, alpha / 2, ERROR_RATE_PRIOR)
+    alpha_c, alpha_s = _split(alpha)
+    low_c, high_c = _rate_cs(candidate.events, candidate.trials, alpha_c, ERROR_RATE_PRIOR)
+    low_s, high_s = _rate_cs(stable.events, stable.trials, alpha_s, ERROR_RATE_PRIOR)
     rate_c = candidate.events / candidate.trials if candidate.trials > 0 else None
     rate_s = stable.events / stable.trials if stable.trials > 0 else None
     if bound == "max_increase_over_stable":
@@ -325,24 +348,17 @@ def _judge_quantile(metric: str, limit: float, confidence: float, q: float, cand
     import numpy as np
 
     n_c, n_s = candidate.total, stable.total
-    (point_s, low_s, high_s), (point_c, low_c, high_c) = quantile_css([stable, candidate], q, alpha / 2)
-    verdict = Verdict.INCONCLUSIVE
-    if n_c > 0 and n_s > 0:
-        tail = 1 - q
-        if math.isfinite(high_s):
-            above = _count_above(candidate, limit * high_s, at_most=False)
-            if _rate_cs(above, n_c, alpha / 2, tail_prior(tail))[0] > tail:
-                verdict = Verdict.WORSE
-        if verdict is Verdict.INCONCLUSIVE and low_s > 0:
-            above = _count_above(candidate, limit * low_s, at_most=True)
-            if _rate_cs(above, n_c, alpha / 2, tail_prior(tail))[1] <= tail:
-                verdict = Verdict.NOT_WORSE
+    alpha_c, alpha_s = _split(alpha)
+    (point_s, low_s, high_s), (point_c, low_c, high_c) = quantile_css([stable, candidate], q, [alpha_s, alpha_c])
     with np.errstate(all="ignore"):
         estimate = point_c / point_s if n_c > 0 and n_s > 0 and point_s > 0 else None
         if estimate is not None and math.isnan(estimate):
             estimate = None
-        low = low_c / high_s if high_s > 0 else 0.0
+        low = low_c / high_s if high_s > 0 and math.isfinite(high_s) else 0.0
         high = high_c / low_s if low_s > 0 else math.inf
+    verdict = Verdict.INCONCLUSIVE
+    if n_c > 0 and n_s > 0:
+        verdict = Verdict.WORSE if low > limit else Verdict.NOT_WORSE if high <= limit else Verdict.INCONCLUSIVE
     return _judgement(metric, "max_ratio_to_stable", limit, confidence, estimate, low, high, verdict, n_c, n_s)
 
 
