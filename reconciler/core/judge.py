@@ -419,9 +419,9 @@ def requests_needed(bound: str, limit: float, confidence: float, kind: str, quan
     reuse one answer, cached) and the search stops within 2%. None when no amount of traffic gets
     there (e.g. a limit of +0 pp).
 
-    Example: error_rate, +0.5 pp at 95%, stable at 1%, candidate share 5% -> about 10,000 candidate
-    requests; latency_p99_ms at most 1.10x at 95%, log-normal latency, share 5% -> about 7,600
-    (the seed's "10,000 requests" of docs/judgement.md; 11,800 with Jeffreys' prior).
+    Example: error_rate, +0.5 pp at 95%, stable at 1%, candidate share 5% -> about 9,500 candidate
+    requests; latency_p99_ms at most 1.10x at 95%, log-normal latency, share 5% -> about 10,800
+    (the seed's "10,000 requests" of docs/judgement.md).
     """
     if candidate_share <= 0:
         return None

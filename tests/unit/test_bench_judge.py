@@ -155,7 +155,7 @@ def test_istio_buckets_are_judged_as_the_catalogs_istio_metric_in_ms():
 
 
 def test_leaving_out_the_planning_sentence_changes_no_decision(table):
-    h = histories("latency_25", 3, table, seed=2, minutes=240)
+    h = histories("latency_50", 3, table, seed=2, minutes=240)
     planned = bench_judge.sluice_judge(h, 30, plan_reasons=True)
     fast = bench_judge.sluice_judge(h, 30, plan_reasons=False)
     assert (fast.decision == ROLLBACK).any() and (fast.minutes > 30).any()  # held (gates planned) before deciding

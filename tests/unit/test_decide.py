@@ -10,11 +10,13 @@ both reporting 30 seconds ago, unless a row says otherwise.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from datetime import datetime, timedelta, timezone
 from functools import cache
 from typing import Any
 
+import numpy as np
 import pytest
 
 from reconciler.adapters.repo_loader import load_repository
@@ -26,6 +28,7 @@ from reconciler.core.judge import Verdict
 from reconciler.core.observations import (LAST_SAMPLE, REQUESTS, EvidenceHistory, MetricValues, Observations,
                                           RequestHistory, VersionCounts)
 from reconciler.core.release import DEFAULT_STAGES, Release, Rollout
+from reconciler.core.serving_manifests import SERVING_LATENCY_BUCKETS_MS
 from tests.conftest import ROOT
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
@@ -502,10 +505,21 @@ STATISTICAL = with_rollout(
     rollback_triggers=[*EXAMPLE.rollout.rollback_triggers,
                        {"metric": "error_rate", "max_increase_over_stable": 0.01, "confidence": 0.99},
                        {"metric": "latency_p99_ms", "max_ratio_to_stable": 1.5, "confidence": 0.99}])
-LATENCY_BOUNDS = (100.0, 200.0, 400.0, 800.0, 1600.0, 3200.0, float("inf"))
-STABLE_LATENCY = (0.5, 0.4, 0.08, 0.015, 0.004, 0.001, 0.0)  # p99 about 667 ms
-SLOWER_LATENCY = (0.35, 0.45, 0.15, 0.0405, 0.0075, 0.002, 0.0)  # p99 about 795 ms: 1.19x
-MUCH_SLOWER = (0.1, 0.3, 0.3, 0.2, 0.07, 0.03, 0.0)  # p99 about 2,700 ms
+#: What a Sluice serving pod's Istio latency histogram exports (core/serving_manifests.py).
+LATENCY_BOUNDS = (*map(float, SERVING_LATENCY_BUCKETS_MS), math.inf)
+
+
+def lognormal_shares(median_ms: float, sigma: float = 0.35) -> tuple[float, ...]:
+    """Each bucket's share of requests for a log-normal latency."""
+    from scipy.stats import lognorm
+
+    cdf = [float(lognorm.cdf(le, sigma, scale=median_ms)) for le in LATENCY_BOUNDS[:-1]]
+    return tuple(float(x) for x in np.diff([0.0, *cdf, 1.0]))
+
+
+STABLE_LATENCY = lognormal_shares(300)  # p99 about 680 ms
+SLOWER_LATENCY = lognormal_shares(357)  # 1.19x
+MUCH_SLOWER = lognormal_shares(1_200)  # 4x
 
 
 def histogram_counts(shape: tuple[float, ...], n: float) -> VersionCounts:
@@ -545,22 +559,22 @@ def statistical(id_: str, dep: ModelDeployment, obs: Observations, action: Actio
 
 STATISTICAL_TABLE = [
     statistical("gates not worse at 95% advance", deployment(0, 2 * HOUR), with_evidence(), Action.ADVANCE,
-                says=("latency_p99_ms 1.00x stable (95% CI 0.94x-1.06x) <= 1.10x: not worse than stable at 95% "
+                says=("latency_p99_ms 1.00x stable (95% CI 0.97x-1.04x) <= 1.10x: not worse than stable at 95% "
                       "(100,000 vs 1,900,000 requests)", "next: stage 1 (25%)"), next_stage=1),
     statistical("an inconclusive gate holds and says how many more requests would settle it",
                 deployment(0, 2 * HOUR), with_evidence(requests=2_000), Action.HOLD,
-                says=("inconclusive: latency_p99_ms 1.00x stable (95% CI 0.56x-2.02x), limit 1.10x: inconclusive at "
-                      "95% (2,000 vs 38,000 requests); about 30,000 more candidate requests would show it if v1.3.0 "
+                says=("inconclusive: latency_p99_ms 1.00x stable (95% CI 0.87x-1.17x), limit 1.10x: inconclusive at "
+                      "95% (2,000 vs 38,000 requests); about 4,400 more candidate requests would show it if v1.3.0 "
                       "matches stable",)),
     statistical("a gate worse than stable holds (the trigger's wider limit is not met)", deployment(0, 2 * HOUR),
                 with_evidence(latency=(SLOWER_LATENCY, STABLE_LATENCY)), Action.HOLD,
-                says=("fail: latency_p99_ms 1.19x stable (95% CI 1.16x-1.34x) > 1.10x: worse than stable at 95% "
+                says=("fail: latency_p99_ms 1.20x stable (95% CI 1.15x-1.24x) > 1.10x: worse than stable at 95% "
                       "(100,000 vs 1,900,000 requests)",)),
     statistical("a gate worse than stable past the deadline pages", deployment(0, 4 * HOUR),
                 with_evidence(latency=(SLOWER_LATENCY, STABLE_LATENCY)), Action.PAGE),
     *[statistical(f"an error rate worse than stable by more than 1 pp at 99% rolls back at stage {i}",
                   deployment(i, 10 * MINUTE), with_evidence(errors=(0.03, 0.004)), Action.ROLLBACK,
-                  says=(f"error_rate +2.60 pp over stable (99% CI +2.34 pp to +2.88 pp) > +1.00 pp: worse than stable "
+                  says=(f"error_rate +2.60 pp over stable (99% CI +2.34 pp to +2.87 pp) > +1.00 pp: worse than stable "
                         f"at 99% (100,000 vs 1,900,000 requests) at stage {i} ({w}%)",), next_stage=None, weight=0)
       for i, w in enumerate([5, 25, 100])],
     statistical("a latency trigger rolls back before the stage's duration", deployment(0, 10 * MINUTE),
@@ -568,8 +582,8 @@ STATISTICAL_TABLE = [
     statistical("too little evidence: a +9.6 pp trigger stays quiet, the gate holds and says what it needs",
                 deployment(1, 2 * HOUR),
                 with_evidence(requests=50, errors=(0.1, 0.004), share=0.25), Action.HOLD,
-                says=("inconclusive: error_rate +9.60 pp over stable (95% CI -3.24 pp to +31.32 pp), limit +0.50 pp: "
-                      "inconclusive at 95% (50 vs 150 requests); about 6,300 more candidate requests would show it "
+                says=("inconclusive: error_rate +9.60 pp over stable (95% CI -3.74 pp to +30.36 pp), limit +0.50 pp: "
+                      "inconclusive at 95% (50 vs 150 requests); about 6,100 more candidate requests would show it "
                       "if v1.3.0 matches stable",)),
     statistical("a global incident (both versions degraded alike) is not the candidate's: it advances",
                 deployment(0, 2 * HOUR),
@@ -584,7 +598,7 @@ STATISTICAL_TABLE = [
     statistical("no evidence at all for either version holds", deployment(0, 2 * HOUR),
                 with_evidence(requests=0), Action.HOLD,
                 says=("inconclusive: error_rate: no data yet, limit +0.50 pp: inconclusive at 95% (0 vs 0 requests); "
-                      "about 11,000 more candidate requests would show it if v1.3.0 matches stable",)),
+                      "about 9,500 more candidate requests would show it if v1.3.0 matches stable",)),
 ]
 
 

@@ -75,7 +75,7 @@ def test_no_comparisons_from_the_evaluator_hold_and_never_advance() -> None:
 
 
 @pytest.mark.parametrize(("candidate", "action", "says"), [
-    ((40, 20_000), Action.PROMOTE, "safety_violation_rate +0.00 pp over stable (95% CI -0.24 pp to +0.24 pp) <= "
+    ((40, 20_000), Action.PROMOTE, "safety_violation_rate +0.00 pp over stable (95% CI -0.25 pp to +0.24 pp) <= "
                                    "+0.50 pp: not worse than stable at 95% (20,000 vs 20,000 requests)"),
     ((400, 20_000), Action.HOLD, "fail: safety_violation_rate +1.80 pp over stable"),
 ], ids=["as-safe-as-stable", "more-violations"])
