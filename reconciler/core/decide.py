@@ -54,7 +54,7 @@ from .decision import Action, Decision
 from .environment import Evidence, Metrics, ModelDeployment
 from .evidence_plan import candidate_share
 from .gates import Breach, GateCheck, check_gate, check_trigger
-from .judge import Judgement, Verdict, judge, requests_needed
+from .judge import Judgement, Verdict, judge, quantile_bucket, requests_needed
 from .observations import Observations, VersionCounts, VersionKey
 from .predeployment import Phase
 from .release import Gate, Release, RollbackTrigger, Stage, statistical_bound
@@ -279,6 +279,12 @@ def _still_needed(result: Judgement, evidence: Evidence, stable: VersionCounts, 
     needed = requests_needed(result.bound, result.limit, result.confidence, evidence.kind, evidence.quantile,
                              stable if stable.total > 0 else None, share) if share > 0 else None
     if needed is None:
+        bucket = quantile_bucket(stable, evidence.quantile) if evidence.kind == "histogram" and evidence.quantile else None
+        if bucket is not None and bucket[1] / bucket[0] > result.limit:
+            return (f"no amount of traffic can show it on these buckets: stable's p{evidence.quantile * 100:g} lies "
+                    f"between {bucket[0]:g} and {bucket[1]:g}, a bucket {bucket[1] / bucket[0]:.2f}x wide for a "
+                    f"{result.limit:.2f}x limit: give the histogram finer buckets there, loosen the limit or lower "
+                    "the confidence")
         return "no amount of traffic at this stage's share can show it: loosen the limit or lower the confidence"
     more = needed - result.candidate_trials
     if more <= 0:

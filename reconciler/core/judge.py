@@ -245,6 +245,19 @@ def _power_law_quantile(bounds: Sequence[float], cdf: Sequence[float], q: float)
     return previous_bound
 
 
+def quantile_bucket(counts: VersionCounts, q: float) -> tuple[float, float] | None:
+    """The finite bucket (lower, upper boundary) that holds a histogram's q-quantile, or None
+    (no data, or the quantile in the first or the +Inf bucket). A ratio bound narrower than this
+    bucket is where reading it safely costs the most (docs/judgement.md, "Inside a bucket")."""
+    bounds, cumulative, total = _finite_buckets(counts)
+    previous = 0.0
+    for bound, count in zip(bounds, cumulative):
+        if total > 0 and count >= q * total:
+            return (previous, bound) if previous > 0 else None
+        previous = bound
+    return None
+
+
 def quantile_cs(counts: VersionCounts, q: float, alpha: float) -> tuple[float, float, float]:
     """(point, low, high) for the q-quantile of a histogram, valid at every look at level 1 - alpha.
 

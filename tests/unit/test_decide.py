@@ -522,17 +522,18 @@ SLOWER_LATENCY = lognormal_shares(357)  # 1.19x
 MUCH_SLOWER = lognormal_shares(1_200)  # 4x
 
 
-def histogram_counts(shape: tuple[float, ...], n: float) -> VersionCounts:
+def histogram_counts(shape: tuple[float, ...], n: float, bounds: tuple[float, ...] = LATENCY_BOUNDS) -> VersionCounts:
     cumulative, total = [], 0.0
     for share in shape:
         total += share * n
         cumulative.append(total)
-    return VersionCounts(buckets=tuple(zip(LATENCY_BOUNDS, cumulative)))
+    return VersionCounts(buckets=tuple(zip(bounds, cumulative)))
 
 
 def with_evidence(obs: Observations | None = None, *, requests: float = 100_000, share: float = 0.05,
                   errors: tuple[float, float] = (0.004, 0.004), latency: tuple[tuple[float, ...], tuple[float, ...]]
-                  = (STABLE_LATENCY, STABLE_LATENCY), failed: dict[str, str] | None = None) -> Observations:
+                  = (STABLE_LATENCY, STABLE_LATENCY), failed: dict[str, str] | None = None,
+                  bounds: tuple[float, ...] = LATENCY_BOUNDS) -> Observations:
     """`obs` (healthy by default) with evidence since the stage began: `requests` for the candidate,
     stable serving the rest at `share`; `errors` and `latency` as (candidate, stable)."""
     stable_requests = requests * (1 - share) / share
@@ -548,8 +549,8 @@ def with_evidence(obs: Observations | None = None, *, requests: float = 100_000,
         CAND: VersionCounts(trials=requests, events=errors[0] * requests),
         STABLE: VersionCounts(trials=stable_requests, events=errors[1] * stable_requests)})
     name = "latency_p99_ms"
-    evidence[name] = history("histogram", {CAND: histogram_counts(latency[0], requests),
-                                           STABLE: histogram_counts(latency[1], stable_requests)})
+    evidence[name] = history("histogram", {CAND: histogram_counts(latency[0], requests, bounds),
+                                           STABLE: histogram_counts(latency[1], stable_requests, bounds)})
     return dataclasses.replace(obs or observe(), evidence=evidence)
 
 
@@ -561,6 +562,14 @@ STATISTICAL_TABLE = [
     statistical("gates not worse at 95% advance", deployment(0, 2 * HOUR), with_evidence(), Action.ADVANCE,
                 says=("latency_p99_ms 1.00x stable (95% CI 0.97x-1.04x) <= 1.10x: not worse than stable at 95% "
                       "(100,000 vs 1,900,000 requests)", "next: stage 1 (25%)"), next_stage=1),
+    statistical("buckets too coarse for the bound: the gate holds and says so",
+                deployment(0, 2 * HOUR), with_evidence(latency=((0.5, 0.4, 0.08, 0.015, 0.004, 0.001, 0.0),) * 2,
+                                                       bounds=(100.0, 200.0, 400.0, 800.0, 1600.0, 3200.0, math.inf)),
+                Action.HOLD,
+                says=("inconclusive: latency_p99_ms 1.00x stable (95% CI 0.79x-1.25x), limit 1.10x: inconclusive at 95% "
+                      "(100,000 vs 1,900,000 requests); no amount of traffic can show it on these buckets: stable's "
+                      "p99 lies between 400 and 800, a bucket 2.00x wide for a 1.10x limit: give the histogram finer "
+                      "buckets there, loosen the limit or lower the confidence",)),
     statistical("an inconclusive gate holds and says how many more requests would settle it",
                 deployment(0, 2 * HOUR), with_evidence(requests=2_000), Action.HOLD,
                 says=("inconclusive: latency_p99_ms 1.00x stable (95% CI 0.87x-1.17x), limit 1.10x: inconclusive at "
