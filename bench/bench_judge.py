@@ -32,6 +32,12 @@ For each judge and condition: the false rollback rate (rollbacks where nothing r
 detection rate (rollbacks where the candidate regressed), and the median and p95 time and
 candidate requests to a decision. Then the issue's targets for Sluice's judge, PASS/MISS.
 Exit 1 with --strict if a target is missed.
+
+Beside them, where the correct decision is a latency one (`aa`, `global_incident`: not worse;
+`latency_25/50`: worse), a bound that no valid judge can beat (`oracle`; `--no-oracle` leaves it
+out): a clairvoyant that knows stable's true p99 and looks once, at minute t, with the uniformly
+most powerful test on the candidate's requests so far. Its power is the most any valid judge's
+share of correct decisions by t can be.
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -108,10 +114,11 @@ class Outcomes:
     def empty(n: int) -> Outcomes:
         return Outcomes(np.zeros(n, dtype=np.int8), np.full(n, np.nan), np.full(n, np.nan))
 
-    @staticmethod
-    def joined(parts: Iterable[Outcomes]) -> Outcomes:
-        parts = list(parts)
-        return Outcomes(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("decision", "minutes", "requests")))
+
+def _joined(parts: Iterable[Any]) -> Any:
+    """Chunks of per-rollout arrays (`Outcomes`, `Bound`), concatenated in rollout order."""
+    parts = list(parts)
+    return type(parts[0])(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(parts[0])))
 
 
 def _served_until(h: Histories, minutes: np.ndarray) -> np.ndarray:
@@ -372,6 +379,82 @@ def sluice_judge(h: Histories, pass_every: int, plan_reasons: bool = True, bucke
     return out
 
 
+# --- (d) a bound for any valid judge: a clairvoyant's one look at the latency ---------------------
+#
+# "p99 worse than 1.10x stable's" is "more than 1% of the candidate's requests above 1.10x stable's
+# p99". Knowing stable's p99 exactly, the count of requests above it is all a test needs, and the
+# randomized binomial test on it is uniformly most powerful. A sequential judge stopped at minute t
+# is a level-alpha test on the data up to t (and reads less: buckets, stable's p99 unknown), so its
+# chance of a correct decision by t is at most this test's power at the candidate's requests by t.
+# "Valid" as Sluice's judge is: an advance guarantees "not worse" at 95%, a rollback "worse" at 99%,
+# whatever the traffic (the level holds given the request counts). The threshold and fixed-window
+# judges are not: they advance or roll back by default, so they can beat the bound, being wrong.
+
+ORACLE = "oracle"
+TAIL_SHARE = 0.01  # 1 - q of the p99
+
+
+@dataclass
+class Bound:
+    """The oracle per rollout and minute t (the end of minute t): the power of the best valid test
+    on the candidate's requests so far, and those requests."""
+
+    power: np.ndarray  # (R, T)
+    requests: np.ndarray  # (R, T)
+
+
+def latency_question(condition: Condition) -> bool | None:
+    """Whether a correct decision needs "latency worse" (True: roll back) or "not worse" (False:
+    advance) established; None where no latency decision is the correct one (a 5xx regression is
+    rolled back for its errors; at exactly the tolerance neither decision is wrong)."""
+    if condition.error_increase or condition.latency_factor == LATENCY_RATIO:
+        return None
+    return condition.regression
+
+
+def tail_share(table: LatencyTable, latency_factor: float) -> float:
+    """p*: the candidate's true share of requests above 1.10x stable's true p99. In every minute both
+    versions' latencies are the table's sample times one multiplier (load, an incident), the
+    candidate's times its factor too (traffic_sim.simulate), so p* is the same in every minute."""
+    threshold = LATENCY_RATIO * table.quantile(1 - TAIL_SHARE) / latency_factor
+    return 1.0 - np.searchsorted(table.sample, threshold, side="right") / len(table.sample)
+
+
+def ump_power(n: np.ndarray, share: float, null: float, alpha: float) -> np.ndarray:
+    """Power at a true `share` of the randomized exact binomial test of H0: share <= `null` on `n`
+    requests (reject above the critical count, and at it with the probability that makes the size
+    exactly alpha): uniformly most powerful (monotone likelihood ratio), so no level-alpha test on
+    `n` requests has more."""
+    from scipy.stats import binom
+
+    critical = binom.isf(alpha, n, null)
+    at_critical = (alpha - binom.sf(critical, n, null)) / binom.pmf(critical, n, null)
+    return binom.sf(critical, n, share) + at_critical * binom.pmf(critical, n, share)
+
+
+def oracle_alpha(worse: bool) -> float:
+    """The release's levels: "worse" at 99% (a trigger), "not worse" at 95% (a gate)."""
+    return round(1 - (TRIGGER_CONFIDENCE if worse else GATE_CONFIDENCE), 12)
+
+
+def oracle_power(n: np.ndarray, share: float, worse: bool) -> np.ndarray:
+    """The test of "worse" counts the requests above the threshold (against 1%), the test of "not
+    worse" the ones at or below it (against 99%): the same test, mirrored."""
+    if worse:
+        return ump_power(n, share, TAIL_SHARE, oracle_alpha(worse))
+    return ump_power(n, 1 - share, 1 - TAIL_SHARE, oracle_alpha(worse))
+
+
+def oracle_bound(h: Histories, table: LatencyTable) -> Bound | None:
+    """The oracle on these rollouts (None where no latency decision is correct): analytic, on the
+    candidate's request counts of the same histories the judges read."""
+    worse = latency_question(h.condition)
+    if worse is None:
+        return None
+    served = np.cumsum(h.requests[:, :, CANDIDATE], axis=1).astype(float)
+    return Bound(oracle_power(served, tail_share(table, h.condition.latency_factor), worse), served)
+
+
 # --- running -----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -384,6 +467,7 @@ class Settings:
     sweep: tuple[int, ...] = FIXED_WINDOW_SWEEP_MIN
     threshold_latency: float = THRESHOLD_LATENCY_OVER_BASELINE
     plan_reasons: bool = True
+    oracle: bool = True
     buckets: str = "vllm"
     seed: int = 0
     chunk: int = 50
@@ -396,14 +480,14 @@ def latency_table(buckets: str, seed: int, model: TrafficModel) -> LatencyTable:
     return LatencyTable(model, BUCKETS[buckets], seed)
 
 
-def run_chunk(settings: Settings, condition: str, chunk: int) -> dict[str, Outcomes]:
+def run_chunk(settings: Settings, condition: str, chunk: int) -> dict[str, Outcomes | Bound]:
     """One chunk of rollouts of one condition, simulated from its own seed (so results do not
     depend on how chunks are spread over workers), judged by every judge."""
     table = latency_table(settings.buckets, settings.seed, settings.model)
     size = min(settings.chunk, settings.rollouts - chunk * settings.chunk)
     rng = np.random.default_rng([settings.seed, list(CONDITIONS).index(condition), chunk])
     h = simulate(CONDITIONS[condition], size, DEADLINE_MIN, table, settings.model, rng)
-    results: dict[str, Outcomes] = {}
+    results: dict[str, Outcomes | Bound] = {}
     if "threshold" in settings.judges:
         results["threshold"] = threshold_judge(h, settings.threshold_latency * table.quantile(0.99))
     if "fixed_window" in settings.judges:
@@ -414,13 +498,16 @@ def run_chunk(settings: Settings, condition: str, chunk: int) -> dict[str, Outco
                 results[f"fixed_window_{window}m"] = fixed_window_judge(h, window, metrics)
     if "sluice" in settings.judges:
         results["sluice"] = sluice_judge(h, settings.pass_every, settings.plan_reasons, settings.buckets)
+    if settings.oracle and (bound := oracle_bound(h, table)) is not None:
+        results[ORACLE] = bound
     return results
 
 
-def run(settings: Settings, progress: bool = True) -> dict[str, dict[str, Outcomes]]:
-    """{judge: {condition: Outcomes}} over every chunk of every condition."""
+def run(settings: Settings, progress: bool = True) -> dict[str, dict[str, Any]]:
+    """{judge: {condition: Outcomes}} over every chunk of every condition, and {ORACLE: {condition:
+    Bound}} for the conditions it applies to."""
     jobs = [(c, k) for c in settings.conditions for k in range(-(-settings.rollouts // settings.chunk))]
-    parts: dict[tuple[str, int], dict[str, Outcomes]] = {}
+    parts: dict[tuple[str, int], dict[str, Outcomes | Bound]] = {}
     started = time.perf_counter()
     if settings.workers > 1:
         with ProcessPoolExecutor(settings.workers) as pool:
@@ -432,9 +519,9 @@ def run(settings: Settings, progress: bool = True) -> dict[str, dict[str, Outcom
         for n, job in enumerate(jobs, 1):
             parts[job] = run_chunk(settings, *job)
             _progress(progress, n, len(jobs), started)
-    names = list(parts[jobs[0]])
-    return {name: {c: Outcomes.joined(parts[(c, k)][name] for (cc, k) in jobs if cc == c)
-                   for c in settings.conditions} for name in names}
+    names = dict.fromkeys(name for part in parts.values() for name in part)
+    return {name: {c: _joined(parts[(c, k)][name] for (cc, k) in jobs if cc == c)
+                   for c in settings.conditions if name in parts[(c, 0)]} for name in names}
 
 
 def _progress(enabled: bool, done: int, total: int, started: float) -> None:
@@ -487,6 +574,27 @@ def figures(results: dict[str, dict[str, Outcomes]]) -> dict[str, dict[str, dict
             for judge, by_condition in results.items()}
 
 
+def bound_summary(bound: Bound, condition: Condition, table: LatencyTable, window: int) -> dict[str, Any]:
+    """The oracle's figures. Its mean power over the rollouts at minute t is the most any valid
+    judge's expected share of correct decisions by t can be, so the first minute it reaches 1/2 is
+    a lower bound on every valid judge's median time to a correct decision (wrong = never), and its
+    power at half the fixed window bounds the share any valid judge gets right by then."""
+    worse = latency_question(condition)
+    mean = bound.power.mean(axis=0)
+    reached = np.flatnonzero(mean >= 0.5)
+    minute = int(reached[0]) + 1 if len(reached) else None
+    return {
+        "question": "worse" if worse else "not worse",
+        "alpha": oracle_alpha(worse),
+        "tail_share": tail_share(table, condition.latency_factor),
+        "null_tail_share": TAIL_SHARE,
+        "mean_power_at_s": {str(m * 60): float(mean[m - 1]) for m in (window // 2, window) if 0 < m <= len(mean)},
+        "median_correct_decision_all_s": None if minute is None else minute * 60.0,
+        "median_decision_requests": None if minute is None else float(np.median(bound.requests[:, minute - 1])),
+        "rollouts": len(bound.power),
+    }
+
+
 def _rate(x: float | None) -> str:
     return "-" if x is None else f"{x * 100:.1f}%"
 
@@ -530,12 +638,30 @@ def fair_time_table(figs: dict[str, dict[str, dict[str, Any]]], judges: Iterable
     lines = ["| condition | " + " | ".join(f"{j} correct, median time (wrong = never)" for j in judges) + " |",
              "|---|" + "---|" * len(judges)]
     for c in next(iter(figs.values())):
-        cells = []
-        for j in judges:
-            f = figs[j][c]
-            median = f["median_correct_decision_all_s"]
-            cells.append(f"{_rate(f['correct_rate'])}, {'never' if median is None else _time(median)}")
-        lines.append(f"| {c} | " + " | ".join(cells) + " |")
+        lines.append(f"| {c} | " + " | ".join(_correct(figs[j][c]) for j in judges) + " |")
+    return "\n".join(lines)
+
+
+def _correct(f: dict[str, Any]) -> str:
+    median = f["median_correct_decision_all_s"]
+    return f"{_rate(f['correct_rate'])}, {'never' if median is None else _time(median)}"
+
+
+def bound_table(bounds: dict[str, dict[str, Any]], figs: dict[str, dict[str, dict[str, Any]]],
+                judges: Iterable[str]) -> str:
+    """The oracle beside each judge's median time to a correct decision (wrong = never)."""
+    judges = [j for j in judges if j in figs]
+    at = " / ".join(_time(float(s)) for s in next(iter(bounds.values()))["mean_power_at_s"])
+    lines = [f"| condition | correct latency decision | p* | bound: mean power at {at} | bound: median time "
+             "(requests) | " + " | ".join(f"{j} correct, median time" for j in judges) + " |",
+             "|---|---|---|---|---|" + "---|" * len(judges)]
+    for c, b in bounds.items():
+        median = b["median_correct_decision_all_s"]
+        lines.append(
+            f"| {c} | {b['question']} at {1 - b['alpha']:.0%} | {b['tail_share']:.3%} | "
+            + " / ".join(_rate(p) for p in b["mean_power_at_s"].values())
+            + f" | {'never' if median is None else _time(median)} ({_count(b['median_decision_requests'])}) | "
+            + " | ".join(_correct(figs[j][c]) for j in judges if c in figs[j]) + " |")
     return "\n".join(lines)
 
 
@@ -631,6 +757,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-plan-reasons", dest="plan_reasons", action="store_false",
                         help="faster: leave out the 'about N more requests' sentence decide plans for a held gate "
                         "(requests_needed answers None; the same decisions, tested)")
+    parser.add_argument("--no-oracle", dest="oracle", action="store_false",
+                        help="leave out the bound no valid judge can beat (analytic, adds about a second)")
     parser.add_argument("--buckets", choices=sorted(BUCKETS), default="vllm",
                         help="latency histogram boundaries: vllm (vLLM's e2e histogram, judged as "
                         "e2e_latency_p99_seconds), istio (Istio's defaults) or sluice (the serving pods' Istio buckets "
@@ -650,7 +778,7 @@ def main(argv: list[str] | None = None) -> int:
                         pass_every=parse_minutes(args.pass_every), window=parse_minutes(args.window),
                         sweep=tuple(parse_minutes(w) for w in args.sweep.split(",") if w),
                         threshold_latency=args.threshold_latency, plan_reasons=args.plan_reasons,
-                        buckets=args.buckets, seed=args.seed, chunk=args.chunk,
+                        oracle=args.oracle, buckets=args.buckets, seed=args.seed, chunk=args.chunk,
                         workers=max(1, args.workers))
     table_ = latency_table(settings.buckets, settings.seed, settings.model)
     print(f"bench_judge: {settings.rollouts:,} rollouts x {len(conditions)} conditions, horizon {DEADLINE_MIN}m, "
@@ -662,11 +790,16 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     results = run(settings)
     elapsed = time.perf_counter() - started
+    bounds = {c: bound_summary(b, CONDITIONS[c], table_, settings.window) for c, b in results.pop(ORACLE, {}).items()}
     figs = figures(results)
     print()
     print(table(figs, JUDGES))
     print()
     print(fair_time_table(figs, JUDGES))
+    if bounds:
+        print("\nA bound no valid judge can beat (the oracle: one look with the most powerful test, "
+              "knowing stable's p99):")
+        print(bound_table(bounds, figs, JUDGES))
     if any(name.startswith("fixed_window_") for name in figs):
         print()
         print(sweep_table(figs, settings))
@@ -679,7 +812,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{elapsed:.0f} s on {settings.workers} workers, Python {platform.python_version()}, "
           f"numpy {np.__version__}")
     if args.json:
-        args.json.write_text(json.dumps({j: figs[j] for j in JUDGES if j in figs}, indent=2) + "\n")
+        out: dict[str, Any] = {j: figs[j] for j in JUDGES if j in figs}
+        if bounds:
+            out["oracle_bound"] = bounds
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
     return 1 if args.strict and any(t.met is False for t in found) else 0
 
 

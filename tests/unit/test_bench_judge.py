@@ -175,3 +175,41 @@ def test_time_to_a_correct_decision_counts_a_wrong_one_as_never():
     times = np.array([30, 90, 120, 10, 720])
     figures = bench_judge.summary(bench_judge.Outcomes(right_three, times, times * 50), CONDITIONS["latency_25"])
     assert figures["median_correct_decision_all_s"] == 120 * 60
+
+
+@pytest.mark.parametrize("worse", [True, False])
+def test_the_oracles_test_has_size_alpha_at_the_tolerance_and_gains_power_with_requests(worse):
+    """The randomized binomial test is exactly of size alpha at a 1% tail share, for every number of
+    requests (none included: a coin flip), and its power grows with the requests."""
+    alpha = bench_judge.oracle_alpha(worse)
+    n = np.arange(0, 20_000, 37)
+    size = bench_judge.oracle_power(n, bench_judge.TAIL_SHARE, worse)
+    assert size == pytest.approx(np.full(len(n), alpha), abs=1e-12)
+    power = bench_judge.oracle_power(n, 0.015 if worse else 0.006, worse)
+    assert power[0] == pytest.approx(alpha) and (np.diff(power) >= -1e-12).all() and power[-1] > 0.99
+
+
+def test_the_oracle_knows_the_true_tail_share_and_which_decision_is_correct(table):
+    """p* is the exact sample's share above 1.10x stable's p99: 1% exactly when the candidate is
+    1.10x slower (the tolerance), below it in A/A, above it at +25%."""
+    assert bench_judge.tail_share(table, 1.10) == pytest.approx(0.01, abs=1e-5)
+    assert bench_judge.tail_share(table, 1.0) < 0.01 < bench_judge.tail_share(table, 1.25)
+    questions = {c: bench_judge.latency_question(CONDITIONS[c]) for c in CONDITIONS}
+    assert questions == {"aa": False, "latency_10": None, "latency_25": True, "latency_50": True,
+                         "errors_0_5pp": None, "errors_2pp": None, "global_incident": False}
+
+
+def test_no_valid_judge_beats_the_oracle_sluice_included():
+    """On a small run of the benchmark, Sluice's median time to a correct decision (wrong = never)
+    is no shorter than the oracle's, and its share correct by each minute is no larger than the
+    oracle's mean power, up to the noise of 8 rollouts."""
+    settings = Settings(rollouts=8, conditions=("latency_25",), judges=("sluice",), chunk=8, workers=1,
+                        plan_reasons=False)
+    results = bench_judge.run(settings, progress=False)
+    bound = results[bench_judge.ORACLE]["latency_25"]
+    sluice = results["sluice"]["latency_25"]
+    mine = bench_judge.bound_summary(bound, CONDITIONS["latency_25"], latency_table("vllm", 0, MODEL), 60)
+    theirs = bench_judge.summary(sluice, CONDITIONS["latency_25"])["median_correct_decision_all_s"]
+    assert mine["median_correct_decision_all_s"] <= (theirs if theirs is not None else np.inf)
+    correct_by = (sluice.decision == ROLLBACK)[:, None] & (sluice.minutes[:, None] <= np.arange(1, 721)[None, :])
+    assert (correct_by.mean(axis=0) <= bound.power.mean(axis=0) + 0.25).all()  # 2 of 8 rollouts: sampling noise
