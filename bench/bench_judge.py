@@ -687,8 +687,9 @@ class Target:
     detail: str
 
 
-def targets(figs: dict[str, dict[str, dict[str, Any]]], settings: Settings) -> list[Target]:
-    """The issue's targets for Sluice's judge."""
+def targets(figs: dict[str, dict[str, dict[str, Any]]], settings: Settings,
+            bounds: dict[str, dict[str, Any]] | None = None) -> list[Target]:
+    """The issue's targets for Sluice's judge; a time target says what the oracle allows."""
     out: list[Target] = []
     s = figs.get("sluice")
     if s is None:
@@ -719,7 +720,8 @@ def targets(figs: dict[str, dict[str, dict[str, Any]]], settings: Settings) -> l
             met = None if not comparable else mine is not None and mine <= 0.5 * fixed
             out.append(Target(f"median time to a correct decision <= 0.5x fixed window's ({c})", met,
                               f"Sluice {_time(mine)} vs fixed window {_time(fixed)} (which is right in "
-                              f"{_rate(theirs)} of rollouts; A/A false rollbacks {_rate(a)} vs {_rate(b)})"))
+                              f"{_rate(theirs)} of rollouts; A/A false rollbacks {_rate(a)} vs {_rate(b)})"
+                              + _within_reach(bounds or {}, c, fixed / 2)))
     if "threshold" in figs:
         better = []
         for c in ("aa", "global_incident"):
@@ -733,6 +735,17 @@ def targets(figs: dict[str, dict[str, dict[str, Any]]], settings: Settings) -> l
         out.append(Target("better than threshold on both error kinds", all(ok for _, ok in better) if better else None,
                           "; ".join(text for text, _ in better)))
     return out
+
+
+def _within_reach(bounds: dict[str, dict[str, Any]], condition: str, seconds: float) -> str:
+    """"; any valid judge: right by 30m in at most 48.0% of rollouts (unreachable), median >= 33m"."""
+    bound = bounds.get(condition)
+    if bound is None:
+        return ""
+    power = bound["mean_power_at_s"].get(str(int(seconds)))
+    verdict = "" if power is None else f" right by {_time(seconds)} in at most {_rate(power)} of rollouts" + (
+        " (unreachable)" if power < 0.5 else "") + ","
+    return f"; any valid judge:{verdict} median >= {_time(bound['median_correct_decision_all_s'])}"
 
 
 def parse_minutes(text: str) -> int:
@@ -803,7 +816,7 @@ def main(argv: list[str] | None = None) -> int:
     if any(name.startswith("fixed_window_") for name in figs):
         print()
         print(sweep_table(figs, settings))
-    found = targets(figs, settings)
+    found = targets(figs, settings, bounds)
     if found:
         print("\nTargets for Sluice's judge:")
         for t in found:
