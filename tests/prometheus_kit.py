@@ -16,7 +16,6 @@ import pytest
 
 from reconciler.demo.prometheus import (  # noqa: F401  (re-exported for the tests and bench/)
     INSTALL_HINT,
-    ISTIO_LATENCY_BUCKETS_MS,
     STEP,
     VLLM_E2E_BUCKETS_S,
     VLLM_TPOT_BUCKETS_S,

@@ -42,10 +42,23 @@ ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 #: defaults (30 s, 60 s, 300 s) interpolate a p99 near a minute across a 240 s bucket, and a
 #: ratio bound (1.10x stable) is decided inside one bucket of that width (docs/judgement.md).
 #: 60 boundaries instead of Istio's 19: about 3x the istio_request_duration_milliseconds_bucket
-#: series per pod (the request and response size histograms would keep their defaults). Not rendered
-#: yet: measured with bench/bench_judge.py --buckets sluice (bench/README.md, "Finer Istio buckets").
+#: series per pod (the request and response size histograms keep their defaults). Rendered on every
+#: serving pod as LATENCY_BUCKETS_ANNOTATION; measured with bench/bench_judge.py --buckets sluice
+#: (bench/README.md, "Finer Istio buckets").
 SERVING_LATENCY_BUCKETS_MS: tuple[int, ...] = (
     5, 25, *(round(125 * 2 ** (k / 5)) for k in range(56)), 600_000, 1_800_000)
+
+#: The pod annotation that gives a sidecar its own histogram boundaries: a JSON object from an Envoy
+#: stat-name prefix to boundaries, read by the proxy when it starts (Istio's annotation reference).
+#: Istio's stats filter names its histograms `istiocustom.<metric>`; the prefix `istiocustom` alone
+#: would also re-bucket istio_request_bytes and istio_response_bytes, so the key names the latency
+#: histogram only. Compact and key-sorted JSON: the pod template, hence every pod, stays the same
+#: from one render to the next.
+LATENCY_BUCKETS_ANNOTATION: dict[str, str] = {
+    "sidecar.istio.io/statsHistogramBuckets": json.dumps(
+        {"istiocustom.istio_request_duration_milliseconds": list(SERVING_LATENCY_BUCKETS_MS)},
+        separators=(",", ":"), sort_keys=True),
+}
 
 
 def metadata(name: str, namespace: str, labels: dict[str, str], **extra: Any) -> dict[str, Any]:
@@ -135,7 +148,8 @@ def deployment(release: Release, deployment_: ModelDeployment, namespace: str) -
             "template": {
                 "metadata": {"labels": labels,
                              "annotations": {"sluice.dev/release": release.full_id,
-                                             "sluice.dev/bundle-digest": release.bundle_digest()}},
+                                             "sluice.dev/bundle-digest": release.bundle_digest(),
+                                             **LATENCY_BUCKETS_ANNOTATION}},
                 "spec": {
                     "nodeSelector": {POOL_LABEL: deployment_.pool},
                     "tolerations": [{"key": GPU_TAINT["key"], "operator": "Equal",

@@ -8,8 +8,9 @@ scraping: a history of hours is queryable as soon as the server is ready (~0.1 s
 says exactly what happened when.
 
 The generator writes Istio's and vLLM's series the way they look in a cluster: cumulative
-counters, cumulative histogram buckets (le, +Inf, _count, _sum) with the exporters' default
-bucket bounds, gauges with `app`/`version` labels. Histograms are shaped so that
+counters, cumulative histogram buckets (le, +Inf, _count, _sum), gauges with `app`/`version`
+labels. Istio's latency histogram has the boundaries Sluice's serving pods ask their sidecar for
+(SERVING_LATENCY_BUCKETS_MS, the pod annotation), vLLM's histograms vLLM's own. Histograms are shaped so that
 histogram_quantile(0.99) interpolates to the requested p99 exactly while it holds still.
 OpenMetrics rules that promtool relies on (it silently drops what breaks them): each family's
 lines are contiguous, each series' lines are contiguous and strictly increasing in time, and the
@@ -37,13 +38,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 
+from ..core.serving_manifests import SERVING_LATENCY_BUCKETS_MS
+
 INSTALL_HINT = "install it: apt-get install -y --no-install-recommends prometheus (as root)"
 READY_TIMEOUT = 30.0
 STEP = timedelta(seconds=15)
 
-#: Istio's default buckets for istio_request_duration_milliseconds.
-ISTIO_LATENCY_BUCKETS_MS = (0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000,
-                            300000, 600000, 1800000, 3600000)
 #: vLLM's buckets for its request histograms.
 VLLM_TTFT_BUCKETS_S = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
                        10.0)
@@ -225,7 +225,7 @@ def openmetrics(traffic: list[Traffic], step: timedelta = STEP) -> str:
             labels = _labels({**istio, "response_code": code})
             lines.extend(f"istio_requests_total{labels} {_num(v)} {_ts(t)}" for t, v in zip(times, _cumulative(counts)))
         for name, p99, buckets, labels in (
-            ("istio_request_duration_milliseconds", item.latency_p99_ms, ISTIO_LATENCY_BUCKETS_MS, istio),
+            ("istio_request_duration_milliseconds", item.latency_p99_ms, SERVING_LATENCY_BUCKETS_MS, istio),
             ("vllm:time_to_first_token_seconds", item.ttft_p99_seconds, VLLM_TTFT_BUCKETS_S, workload),
             ("vllm:time_per_output_token_seconds", item.tpot_p99_seconds, VLLM_TPOT_BUCKETS_S, workload),
             ("vllm:e2e_request_latency_seconds", item.e2e_latency_p99_seconds, VLLM_E2E_BUCKETS_S, workload),

@@ -33,6 +33,7 @@ from reconciler.adapters.prometheus import (
 from reconciler.adapters.repo_loader import load_repository
 from reconciler.core.environment import DEFAULT_QUERIES, Environment, MetricQuery, SeriesLabels
 from reconciler.core.observations import LAST_SAMPLE, REQUESTS, Observations
+from reconciler.core.serving_manifests import SERVING_LATENCY_BUCKETS_MS
 
 from ..prometheus_kit import (
     STEP,
@@ -446,10 +447,16 @@ def test_openmetrics_is_what_promtool_needs(history: str) -> None:
     assert len(runs) == len(set(runs))  # each series' lines are contiguous
 
 
-@pytest.mark.parametrize("p99", [0.6, 1, 800, 999.9, 1000, 1500, 3600000])
-def test_histogram_shape_interpolates_to_the_p99(p99: float) -> None:
-    buckets = (0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000,
-               1800000, 3600000)
+#: Istio's own default latency buckets (ms): sub-millisecond to an hour, a wider test of the shape.
+ISTIO_DEFAULT_BUCKETS_MS = (0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000,
+                            600000, 1800000, 3600000)
+
+
+@pytest.mark.parametrize(("buckets", "p99"), [
+    *((ISTIO_DEFAULT_BUCKETS_MS, p99) for p99 in (0.6, 1, 800, 999.9, 1000, 1500, 3600000)),
+    *((SERVING_LATENCY_BUCKETS_MS, p99) for p99 in (5.1, 25, 800, 54_700, 256_000, 1_800_000)),  # what the generator uses
+])
+def test_histogram_shape_interpolates_to_the_p99(buckets: tuple[float, ...], p99: float) -> None:
     shares, _mean = histogram_shape(p99, buckets)
     assert sum(shares) == pytest.approx(1)
     cumulative = [sum(shares[: k + 1]) for k in range(len(buckets))]

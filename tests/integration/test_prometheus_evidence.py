@@ -18,9 +18,9 @@ from reconciler.adapters.prometheus import client_for, observe
 from reconciler.adapters.repo_loader import load_repository
 from reconciler.core.environment import Environment, Evidence, MetricQuery
 from reconciler.core.observations import Observations, VersionCounts
+from reconciler.core.serving_manifests import SERVING_LATENCY_BUCKETS_MS
 
 from ..prometheus_kit import (
-    ISTIO_LATENCY_BUCKETS_MS,
     STEP,
     PrometheusServer,
     Traffic,
@@ -61,16 +61,16 @@ def generated_counts(traffic: Traffic, start: datetime, end: datetime) -> Versio
     """What the generator put into the counters between `start` and `end`: the increments from each
     sample at or after `start` to the next, up to `end` (see demo.prometheus.openmetrics)."""
     trials = events = 0.0
-    per_bucket = [0.0] * (len(ISTIO_LATENCY_BUCKETS_MS) + 1)
+    per_bucket = [0.0] * (len(SERVING_LATENCY_BUCKETS_MS) + 1)
     for t in traffic.sample_times():
         if start <= t and t + STEP <= end:
             served = _at(traffic.rps, t) * STEP.total_seconds()
             trials += served
             events += served * _at(traffic.error_ratio, t)
-            shares, _ = histogram_shape(_at(traffic.latency_p99_ms, t), ISTIO_LATENCY_BUCKETS_MS)
+            shares, _ = histogram_shape(_at(traffic.latency_p99_ms, t), SERVING_LATENCY_BUCKETS_MS)
             per_bucket = [c + s * served for c, s in zip(per_bucket, shares)]
     cumulative, running = [], 0.0
-    for bound, count in zip((*ISTIO_LATENCY_BUCKETS_MS, math.inf), per_bucket):
+    for bound, count in zip((*SERVING_LATENCY_BUCKETS_MS, math.inf), per_bucket):
         running += count
         cumulative.append((float(bound), running))
     return VersionCounts(trials=trials, events=events, buckets=tuple(cumulative))
