@@ -351,3 +351,23 @@ def test_planned_requests_do_establish_not_worse_and_fewer_do_not():
 def test_unreachable_plans_are_none():
     assert requests_needed(INCREASE, 0.0, 0.95, "proportion", None, None, 0.05) is None  # no room at all
     assert requests_needed(INCREASE, 0.005, 0.95, "proportion", None, None, 0.0) is None  # no traffic
+
+
+def test_windows_in_two_bucket_layouts_sum_at_the_boundaries_both_have():
+    """Serving pods restarted with other buckets mid-stage (docs/runbook.md): a window in Istio's
+    default layout plus one in Sluice's. Counting a boundary one window lacks as 0 made a steady
+    p99 of 2 s read as minutes and its tail "worse"; summed at the shared boundaries the CDF stays
+    right there, and the judge reads the wider buckets safely."""
+    old = (250.0, 500.0, 1000.0, 2500.0, 5000.0, INF)
+    new = (250.0, 500.0, 1000.0, 1149.0, 1320.0, 1516.0, 1741.0, 2000.0, 2297.0, 2639.0, 3031.0, INF)
+    from scipy.stats import lognorm
+
+    def window(bounds: tuple[float, ...], n: float) -> VersionCounts:
+        return VersionCounts(buckets=tuple((le, n * float(lognorm.cdf(le, 0.3, scale=1000.0))) for le in bounds))
+
+    summed = window(old, 50_000) + window(new, 50_000)
+    assert [le for le, _ in summed.buckets] == [250.0, 500.0, 1000.0, INF]
+    assert [c for _, c in summed.buckets] == pytest.approx([c1 + c2 for (_, c1), (_, c2) in zip(
+        window((250.0, 500.0, 1000.0, INF), 50_000).buckets, window((250.0, 500.0, 1000.0, INF), 50_000).buckets)])
+    same = window(old, 5_000) + window(new, 5_000)
+    assert latency_judgement(same, summed, confidence=0.99).verdict is not Verdict.WORSE
