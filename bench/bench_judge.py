@@ -468,7 +468,7 @@ class Settings:
     threshold_latency: float = THRESHOLD_LATENCY_OVER_BASELINE
     plan_reasons: bool = True
     oracle: bool = True
-    buckets: str = "vllm"
+    buckets: str = "sluice"
     seed: int = 0
     chunk: int = 50
     workers: int = 2
@@ -772,10 +772,10 @@ def main(argv: list[str] | None = None) -> int:
                         "(requests_needed answers None; the same decisions, tested)")
     parser.add_argument("--no-oracle", dest="oracle", action="store_false",
                         help="leave out the bound no valid judge can beat (analytic, adds about a second)")
-    parser.add_argument("--buckets", choices=sorted(BUCKETS), default="vllm",
-                        help="latency histogram boundaries: vllm (vLLM's e2e histogram, judged as "
-                        "e2e_latency_p99_seconds), istio (Istio's defaults) or sluice (the serving pods' Istio buckets "
-                        "Sluice would set), both judged as latency_p99_ms")
+    parser.add_argument("--buckets", choices=sorted(BUCKETS), default="sluice",
+                        help="latency histogram boundaries: sluice (the Istio buckets Sluice sets on its serving "
+                        "pods, the default) or istio (Istio's defaults), both judged as latency_p99_ms, or vllm "
+                        "(vLLM's e2e histogram, judged as e2e_latency_p99_seconds)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--chunk", type=int, default=50, help="rollouts per unit of work (and per seed)")
