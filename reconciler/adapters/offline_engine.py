@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import runpy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -33,6 +33,7 @@ class RecordedResource:
     custom: bool
     provider: str  # "<provider urn>::<id>", empty for the default provider
     inputs: dict[str, Any]
+    custom_timeouts: dict[str, str] = field(default_factory=dict)  # create/update/delete, where set
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,11 @@ def run_program(program_dir: Path, *, project: str, stack: str, config: dict[str
         def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
             response = super().RegisterResource(request)
             if request.type != "pulumi:pulumi:Stack":
+                timeouts = {key: getattr(request.customTimeouts, key) for key in ("create", "update", "delete")
+                            if getattr(request.customTimeouts, key)}
                 record = RecordedResource(response.urn, request.type, request.name, request.parent,
-                                          request.custom, request.provider, recorder.inputs[(request.type, request.name)])
+                                          request.custom, request.provider, recorder.inputs[(request.type, request.name)],
+                                          timeouts)
                 self.records.append(record)
                 if on_resource is not None:
                     on_resource(record)

@@ -61,6 +61,19 @@ LATENCY_BUCKETS_ANNOTATION: dict[str, str] = {
 }
 
 
+#: How long one serving pod may take to become ready (fetching 100+ GB of weights, then the startup
+#: probe's 30 minutes): the Deployment's progressDeadlineSeconds.
+POD_READY_DEADLINE_SECONDS = 3600
+
+
+def rollout_timeout_seconds(deployment_manifest: Manifest) -> int:
+    """How long `pulumi up` waits for a serving Deployment: a rolling update replaces one pod at a
+    time (maxSurge 1, maxUnavailable 0), each within the progress deadline. pulumi-kubernetes'
+    default of 10 minutes would fail `pulumi up` while a large model is still loading, although
+    Kubernetes goes on rolling out (and a change of the pod template restarts every pod)."""
+    return max(1, int(deployment_manifest["spec"]["replicas"])) * POD_READY_DEADLINE_SECONDS
+
+
 def metadata(name: str, namespace: str, labels: dict[str, str], **extra: Any) -> dict[str, Any]:
     return {"name": name, "namespace": namespace, "labels": {**labels, **MANAGED_BY}, **extra}
 
@@ -144,7 +157,7 @@ def deployment(release: Release, deployment_: ModelDeployment, namespace: str) -
             "replicas": deployment_.replicas,
             "selector": {"matchLabels": labels},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-            "progressDeadlineSeconds": 3600,  # loading 100+ GB of weights takes a while
+            "progressDeadlineSeconds": POD_READY_DEADLINE_SECONDS,
             "template": {
                 "metadata": {"labels": labels,
                              "annotations": {"sluice.dev/release": release.full_id,

@@ -168,3 +168,19 @@ def test_a_repository_with_errors_is_refused_with_validate_messages(tmp_path: Pa
 def test_an_unknown_environment_is_refused_with_the_known_ones() -> None:
     with pytest.raises(pulumi.RunError, match=r"no environments/nowhere.yaml \(known: prod, staging\)"):
         run(EXAMPLE_ROOT, "nowhere", True)
+
+
+def test_pulumi_up_waits_for_every_serving_pod_to_load_its_model(program: tuple[str, ProgramRun]) -> None:
+    """pulumi-kubernetes gives up on a Deployment after 10 minutes by default; a rolling update of
+    GPU pods replaces one pod at a time, each within the hour its progress deadline allows."""
+    from reconciler.core.serving_manifests import POD_READY_DEADLINE_SECONDS
+
+    _, run_ = program
+    deployments = of_type(run_, "kubernetes:apps/v1:Deployment")
+    serving = [d for d in deployments if parent_type(d) == "sluice:serving:ServingStack"]
+    assert serving
+    for d in serving:
+        replicas = int(d.inputs["spec"]["replicas"])
+        expected = f"{max(1, replicas) * POD_READY_DEADLINE_SECONDS // 60}m"
+        assert d.custom_timeouts == {"create": expected, "update": expected}, d.name
+        assert d.inputs["spec"]["progressDeadlineSeconds"] == POD_READY_DEADLINE_SECONDS
