@@ -235,9 +235,7 @@ def _power_law_quantile(bounds: Sequence[float], cdf: Sequence[float], q: float)
     for bound, value in zip(bounds, cdf):
         tail = 1 - value
         if tail <= target:
-            if previous_bound <= 0 or tail >= previous_tail:
-                return previous_bound
-            if tail <= 0:
+            if previous_bound <= 0 or tail <= 0 or tail >= previous_tail:
                 return previous_bound
             weight = math.log(previous_tail / target) / math.log(previous_tail / tail)
             return previous_bound * (bound / previous_bound) ** weight
@@ -316,7 +314,7 @@ def judge(metric: str, bound: str, limit: float, confidence: float, kind: str, q
     The estimate is the ratio of the interpolated quantiles (histogram_quantile's).
 
     Example (proportion): candidate 30 errors of 2,000, stable 100 of 50,000, limit +0.5 pp at
-    95% -> estimate +1.30 pp, interval +0.37 to +2.70 pp: inconclusive; at 60 of 4,000 (same
+    95% -> estimate +1.30 pp, interval +0.46 to +2.48 pp: inconclusive; at 60 of 4,000 (same
     rates) the interval narrows above +0.5 pp: worse.
     """
     alpha = 1 - confidence
