@@ -54,6 +54,9 @@ ERROR_RATE_PRIOR: Prior = ((0.5, 0.5, 0.5), (0.5, PLANNING_ERROR_RATE * 100, (1 
 #: serves 20-99x the candidate's requests, so a fifth of alpha widens its interval little and
 #: leaves most of it to the candidate, whose evidence is the scarce one (docs/judgement.md).
 STABLE_ALPHA_SHARE = 0.2
+#: The bucket boundaries whose CS a quantile's interval relies on: the two around the quantile (a
+#: version's alpha is split between them).
+BOUNDARIES_AT_RISK = 2
 _BISECTIONS = 40  # in log-odds between -_LOGIT_RANGE and +_LOGIT_RANGE: far below any count's resolution
 _LOGIT_RANGE = 60.0
 
@@ -220,25 +223,44 @@ def _interpolated_quantile(bounds: Sequence[float], cdf: Sequence[float], q: flo
     return math.inf
 
 
-def _power_law_quantile(bounds: Sequence[float], cdf: Sequence[float], q: float) -> float:
-    """Where a CDF known at the bucket boundaries reaches q, with the tail share 1 - CDF read as a
-    power law between two boundaries (a straight line on log-log axes): never later than the true
-    quantile when the tail falls at least as fast as a power law inside that bucket (docs/judgement.md,
-    "Inside a bucket"), so it is a lower bound where linear interpolation is not. Inside the first
-    bucket: 0; beyond the last finite boundary: that boundary (the quantile is above it).
+def _lower_quantile(bounds: Sequence[float], low_tail: Sequence[float], observed_tail: Sequence[float] | None,
+                    q: float) -> float:
+    """A lower bound on where the tail share falls to 1 - q, from lower bounds on the share above
+    each boundary (`low_tail`) and, for the guard, the observed shares. Inside the bucket [a, b]
+    where it falls, the share at t is at least the smaller of two readings (docs/judgement.md,
+    "Inside a bucket"):
 
-    Example: boundaries 100, 200 with CDF 0.96, 0.999 and q 0.99: tail shares 4% and 0.1% fall as
-    x^-5.3, so 1% is reached at 100 x 4^(1/5.3) = 130 (linear interpolation: 177).
+    - a power law through a and b (a straight line on log-log axes), right when the tail's log-log
+      slope steepens or holds inside the bucket (log-normal, gamma, Weibull, Pareto tails);
+    - a power law back from b with the slope observed in the next bucket, right when the slope
+      flattens (a body with a heavier tail of stalls taking over), as long as it does so steadily
+      across the bucket and the next. The slope is the observed one, not a bound: on stable's
+      counts (the only ones guarded, see quantile_css) it is precise, and a bound on it would
+      cost about 40% more requests on a log-normal tail, where the guard is not needed.
+
+    Without `observed_tail` only the first reading counts. Inside the first bucket, or where the
+    guard applies in the last finite bucket or the next bucket shows no fall: a.
+    Beyond the last finite boundary: that boundary (the quantile is above it).
+
+    Example: boundaries 100, 200, 400 with tail shares 4%, 0.1%, 0.05%: the power law through 100
+    and 200 (x^-5.3) reaches 1% at 130, but the tail then falls only as x^-1 (0.1% to 0.05%), so
+    the reading is 200 x (0.1% / 1%) = 20 -> at least a: 100.
     """
     previous_bound, previous_tail = 0.0, 1.0
     target = 1 - q
-    for bound, value in zip(bounds, cdf):
-        tail = 1 - value
+    for i, (bound, tail) in enumerate(zip(bounds, low_tail)):
         if tail <= target:
-            if previous_bound <= 0 or tail <= 0 or tail >= previous_tail:
+            if previous_bound <= 0 or tail <= 0:
                 return previous_bound
-            weight = math.log(previous_tail / target) / math.log(previous_tail / tail)
-            return previous_bound * (bound / previous_bound) ** weight
+            through = previous_bound * (bound / previous_bound) ** (
+                math.log(previous_tail / target) / math.log(previous_tail / tail))
+            if observed_tail is None:
+                return through
+            if i + 1 >= len(bounds) or not 0 < observed_tail[i + 1] < observed_tail[i]:
+                return previous_bound
+            slope = math.log(observed_tail[i] / observed_tail[i + 1]) / math.log(bounds[i + 1] / bound)
+            back = bound * (tail / target) ** (1 / slope)
+            return max(previous_bound, min(through, back))
         previous_bound, previous_tail = bound, tail
     return previous_bound
 
@@ -263,27 +285,28 @@ def quantile_cs(counts: VersionCounts, q: float, alpha: float) -> tuple[float, f
     true quantile can make the bounds wrong (a CS at any boundary further out that claims too much
     implies the same claim at the nearer one: the counts below a boundary only grow with it), so
     alpha is split between two, not among all k. `high` is where the lower CDF bound reaches q,
-    linearly (an upper bound while the density does not rise inside the bucket); `low` where the
-    upper CDF bound does, as a power law (a lower bound while the tail falls at least as fast as
-    one): docs/judgement.md, "Inside a bucket". `point` interpolates like histogram_quantile.
+    linearly (an upper bound while the density does not rise inside the bucket); `low` is
+    _lower_quantile's, guarded against a flattening tail: docs/judgement.md, "Inside a bucket".
+    `point` interpolates like histogram_quantile.
     `high` is infinity while the quantile may still lie in the +Inf bucket; no data -> (nan, 0, inf).
     """
-    return quantile_css([counts], q, [alpha])[0]
+    return quantile_css([counts], q, [alpha], [True])[0]
 
 
-def quantile_css(histograms: Sequence[VersionCounts], q: float,
-                 alphas: Sequence[float]) -> list[tuple[float, float, float]]:
-    """quantile_cs of several histograms (each at its own alpha), with one vectorized CS
-    computation for all (a judgement needs both versions': half the time of two calls)."""
+def quantile_css(histograms: Sequence[VersionCounts], q: float, alphas: Sequence[float],
+                 guarded: Sequence[bool]) -> list[tuple[float, float, float]]:
+    """quantile_cs of several histograms (each at its own alpha, its lower bound guarded against a
+    flattening tail or not), with one vectorized CS computation for all (a judgement needs both
+    versions': half the time of two calls)."""
     import numpy as np
 
     parts = [_finite_buckets(counts) for counts in histograms]
     events = np.concatenate([np.asarray(cumulative, dtype=float) for _, cumulative, _ in parts])
     trials = np.concatenate([np.full(len(bounds), total) for bounds, _, total in parts])
-    levels = np.concatenate([np.full(len(bounds), alpha / 2) for (bounds, _, _), alpha in zip(parts, alphas)])
+    levels = np.concatenate([np.full(len(bounds), alpha / BOUNDARIES_AT_RISK) for (bounds, _, _), alpha in zip(parts, alphas)])
     lows, highs = proportion_cs(events, trials, levels, tail_prior(q))
     found, start = [], 0
-    for bounds, cumulative, total in parts:
+    for (bounds, cumulative, total), guard in zip(parts, guarded):
         end = start + len(bounds)
         if total <= 0 or not bounds:
             found.append((math.nan, 0.0, math.inf))
@@ -291,7 +314,9 @@ def quantile_css(histograms: Sequence[VersionCounts], q: float,
             low_cdf = np.maximum.accumulate(lows[start:end])  # the true CDF is non-decreasing: so are its bounds
             high_cdf = np.minimum.accumulate(highs[start:end][::-1])[::-1]
             point = _interpolated_quantile(bounds, [c / total for c in cumulative], q)
-            found.append((point, _power_law_quantile(bounds, high_cdf, q), _interpolated_quantile(bounds, low_cdf, q)))
+            observed = [1 - c / total for c in cumulative] if guard else None
+            found.append((point, _lower_quantile(bounds, 1 - high_cdf, observed, q),
+                          _interpolated_quantile(bounds, low_cdf, q)))
         start = end
     return found
 
@@ -360,7 +385,11 @@ def _judge_quantile(metric: str, limit: float, confidence: float, q: float, cand
 
     n_c, n_s = candidate.total, stable.total
     alpha_c, alpha_s = _split(alpha)
-    (point_s, low_s, high_s), (point_c, low_c, high_c) = quantile_css([stable, candidate], q, [alpha_s, alpha_c])
+    # Stable's lower bound is guarded against a flattening tail (an overclaim there would advance a
+    # worse candidate); the candidate's is not (one there could only roll back a candidate at the
+    # limit, and its thin tail would make the guard cost several times the requests).
+    (point_s, low_s, high_s), (point_c, low_c, high_c) = quantile_css(
+        [stable, candidate], q, [alpha_s, alpha_c], [True, False])
     with np.errstate(all="ignore"):
         estimate = point_c / point_s if n_c > 0 and n_s > 0 and point_s > 0 else None
         if estimate is not None and math.isnan(estimate):
