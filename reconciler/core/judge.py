@@ -303,7 +303,8 @@ def quantile_css(histograms: Sequence[VersionCounts], q: float, alphas: Sequence
     parts = [_finite_buckets(counts) for counts in histograms]
     events = np.concatenate([np.asarray(cumulative, dtype=float) for _, cumulative, _ in parts])
     trials = np.concatenate([np.full(len(bounds), total) for bounds, _, total in parts])
-    levels = np.concatenate([np.full(len(bounds), alpha / BOUNDARIES_AT_RISK) for (bounds, _, _), alpha in zip(parts, alphas)])
+    levels = np.concatenate([np.full(len(bounds), alpha / BOUNDARIES_AT_RISK)
+                             for (bounds, _, _), alpha in zip(parts, alphas)])
     lows, highs = proportion_cs(events, trials, levels, tail_prior(q))
     found, start = [], 0
     for (bounds, cumulative, total), guard in zip(parts, guarded):
