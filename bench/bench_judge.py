@@ -742,10 +742,13 @@ def _within_reach(bounds: dict[str, dict[str, Any]], condition: str, seconds: fl
     bound = bounds.get(condition)
     if bound is None:
         return ""
+    parts = []
     power = bound["mean_power_at_s"].get(str(int(seconds)))
-    verdict = "" if power is None else f" right by {_time(seconds)} in at most {_rate(power)} of rollouts" + (
-        " (unreachable)" if power < 0.5 else "") + ","
-    return f"; any valid judge:{verdict} median >= {_time(bound['median_correct_decision_all_s'])}"
+    if power is not None:
+        unreachable = " (unreachable)" if power < 0.5 else ""
+        parts.append(f"right by {_time(seconds)} in at most {_rate(power)} of rollouts{unreachable}")
+    parts.append(f"median >= {_time(bound['median_correct_decision_all_s'])}")
+    return "; any valid judge: " + ", ".join(parts)
 
 
 def parse_minutes(text: str) -> int:

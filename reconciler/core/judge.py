@@ -215,9 +215,7 @@ def _interpolated_quantile(bounds: Sequence[float], cdf: Sequence[float], q: flo
     """
     previous_bound, previous_cdf = 0.0, 0.0
     for bound, value in zip(bounds, cdf):
-        if value >= q:
-            if value <= previous_cdf:
-                return previous_bound
+        if value >= q:  # > previous_cdf, which was below q
             return previous_bound + (bound - previous_bound) * (q - previous_cdf) / (value - previous_cdf)
         previous_bound, previous_cdf = bound, value
     return math.inf

@@ -208,7 +208,7 @@ def test_no_valid_judge_beats_the_oracle_sluice_included():
     results = bench_judge.run(settings, progress=False)
     bound = results[bench_judge.ORACLE]["latency_25"]
     sluice = results["sluice"]["latency_25"]
-    mine = bench_judge.bound_summary(bound, CONDITIONS["latency_25"], latency_table("vllm", 0, MODEL), 60)
+    mine = bench_judge.bound_summary(bound, CONDITIONS["latency_25"], latency_table(settings.buckets, 0, MODEL), 60)
     theirs = bench_judge.summary(sluice, CONDITIONS["latency_25"])["median_correct_decision_all_s"]
     assert mine["median_correct_decision_all_s"] <= (theirs if theirs is not None else np.inf)
     correct_by = (sluice.decision == ROLLBACK)[:, None] & (sluice.minutes[:, None] <= np.arange(1, 721)[None, :])
